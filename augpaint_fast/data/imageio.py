@@ -1,0 +1,254 @@
+"""Reading and writing 2-D images and label maps (PNG, JPG/JPEG, TIF/TIFF, BMP, NPY).
+
+Conventions (DESIGN.md §1):
+
+- An image is float32 ``[3, H, W]`` in [-1, 1]. Grey images are replicated to 3 channels; RGBA/LA lose their
+  alpha channel; palette images are converted to RGB. 8- and 16-bit integer images are scaled by their dtype
+  range (``0 .. 255`` or ``0 .. 65535`` to -1 .. 1), so the absolute intensity of a 16-bit scan is kept.
+  Float images (NPY, float TIFF) and other integer dtypes are kept as they are when already inside
+  [-1, 1] and min-max normalised per image to [-1, 1] otherwise (a constant image becomes 0). Note that a
+  float image in [0, 1] is therefore read as-is, i.e. as the upper half of the range. NaN/inf is refused.
+  NPY arrays may be ``[H, W]``, ``[H, W, C]`` or ``[C, H, W]`` with C in {1, 3, 4} (the last axis wins when
+  both would fit).
+- A label is int64 ``[H, W]``: 0 = background, 1..K classes. Palette PNGs are read by palette index; colour
+  labels (RGB with unequal channels) are refused; masks stored as exactly the values {0, 255} are read as
+  0/1. A label with more than ``max_classes + 1`` distinct values (e.g. JPEG-compressed or a continuous
+  mask), with a class id above ``max_classes``, or with negative or non-integer values is refused.
+
+Every error the user can cause raises :class:`AugPaintError` with one line naming the file (``display``,
+defaulting to the path).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import AugPaintError
+
+#: File suffixes (lower case) read by :func:`read_image` / :func:`read_label`.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+
+def _name(path, display) -> str:
+    return display if display is not None else str(path)
+
+
+def _open_pil(path: Path, display: str) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()  # decode now, so truncated files fail here
+    except FileNotFoundError:
+        raise AugPaintError(f"{display} does not exist") from None
+    except UnidentifiedImageError:
+        raise AugPaintError(f"{display} is not a readable image (corrupt or unknown format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AugPaintError(f"{display} is corrupt or truncated ({msg})") from None
+    return img
+
+
+def _load_npy(path: Path, display: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise AugPaintError(f"{display} does not exist") from None
+    except (OSError, ValueError, EOFError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AugPaintError(f"{display} is not a readable .npy array ({msg})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise AugPaintError(f"{display} holds {getattr(arr, 'dtype', type(arr))} data; expected a numeric array")
+    return arr
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """PIL image -> numpy [H, W] or [H, W, 3] keeping integer depth (uint8 / uint16) or float32."""
+    mode = img.mode
+    if mode in ("RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        img = img.convert("RGB")
+    elif mode == "P" or mode == "PA":
+        img = img.convert("RGB")
+    elif mode in ("LA", "La", "1"):
+        img = img.convert("L")
+    elif mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16, copy=False)
+    elif mode == "I":
+        arr = np.asarray(img)
+        # Pillow reads 16-bit greyscale from some formats as 32-bit "I"; treat values that fit as 16-bit.
+        if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16)
+        return arr.astype(np.int64)
+    return np.asarray(img)
+
+
+def _hwc_from_array(arr: np.ndarray, display: str) -> np.ndarray:
+    """Bring an array to [H, W, C] with C in {1, 3}."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    elif arr.ndim == 3:
+        if arr.shape[-1] not in (1, 2, 3, 4) and arr.shape[0] in (1, 2, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)
+        if arr.shape[-1] not in (1, 2, 3, 4):
+            raise AugPaintError(f"{display} has shape {arr.shape}; expected [H, W], [H, W, C] or [C, H, W], C <= 4")
+        if arr.shape[-1] == 2:  # grey + alpha
+            arr = arr[:, :, :1]
+        elif arr.shape[-1] == 4:  # RGBA
+            arr = arr[:, :, :3]
+    else:
+        raise AugPaintError(f"{display} has shape {arr.shape}; expected a 2-D image")
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise AugPaintError(f"{display} is only {arr.shape[0]}x{arr.shape[1]} pixels")
+    return arr
+
+
+def normalise_intensity(arr: np.ndarray, display: str) -> np.ndarray:
+    """Any numeric array -> float32 in [-1, 1] following the module conventions."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32) * 2.0 - 1.0
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) * np.float32(2.0 / 255.0) - 1.0
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.float64) * (2.0 / 65535.0) - 1.0).astype(np.float32)
+    x = arr.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise AugPaintError(f"{display} contains NaN or infinite values")
+    if x.size == 0:
+        raise AugPaintError(f"{display} is empty")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= -1.0 and hi <= 1.0:
+        return x.astype(np.float32)
+    if hi <= lo:
+        return np.zeros(x.shape, np.float32)
+    return ((x - lo) * (2.0 / (hi - lo)) - 1.0).clip(-1.0, 1.0).astype(np.float32)
+
+
+def read_image(path, display: str | None = None) -> np.ndarray:
+    """Read a 2-D image file as float32 ``[3, H, W]`` in [-1, 1] (see the module docstring)."""
+    path = Path(path)
+    display = _name(path, display)
+    if path.suffix.lower() == ".npy":
+        arr = _load_npy(path, display)
+    else:
+        arr = _pil_to_array(_open_pil(path, display))
+    arr = _hwc_from_array(arr, display)
+    x = normalise_intensity(arr, display)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+
+
+def check_label_values(arr: np.ndarray, display: str, max_classes: int) -> np.ndarray:
+    """Validate a 2-D (or 3-D volume) label array and return it as int64 (0/255 masks become 0/1)."""
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise AugPaintError(f"{display} contains NaN or infinite values; a label must be a class map")
+        if not np.array_equal(arr, np.round(arr)):
+            raise AugPaintError(f"{display} has non-integer values; a label must be a class map of integers")
+    elif arr.dtype.kind not in "biu":
+        raise AugPaintError(f"{display} holds {arr.dtype} data; a label must be a class map of integers")
+    values = np.unique(arr)
+    if values.size and values[0] < 0:
+        raise AugPaintError(f"{display} has negative values ({values[0]:g}); a label must use 0 = background, 1..K")
+    lab = arr.astype(np.int64)
+    vals = set(int(v) for v in values)
+    if vals == {0, 255} or vals == {255}:
+        return (lab == 255).astype(np.int64)
+    if len(vals) > max_classes + 1:
+        raise AugPaintError(
+            f"{display} has {len(vals)} distinct values; a label must be a class map with at most "
+            f"{max_classes} classes (--max-classes)"
+        )
+    top = max(vals) if vals else 0
+    if top > max_classes:
+        raise AugPaintError(
+            f"{display} has class value {top}; a label must be a class map with at most {max_classes} classes "
+            f"(0 = background, 1..{max_classes}; --max-classes)"
+        )
+    return lab
+
+
+def read_label(path, max_classes: int = 16, display: str | None = None) -> np.ndarray:
+    """Read a label map as int64 ``[H, W]`` (see the module docstring for what is accepted)."""
+    path = Path(path)
+    display = _name(path, display)
+    if path.suffix.lower() == ".npy":
+        arr = _load_npy(path, display)
+        if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+            arr = arr[0] if arr.shape[0] == 1 else arr[..., 0]
+    else:
+        img = _open_pil(path, display)
+        if img.mode in ("P", "PA"):
+            arr = np.asarray(img if img.mode == "P" else img.convert("P"))  # palette indices are the classes
+        elif img.mode in ("1", "LA", "La"):
+            arr = np.asarray(img.convert("L"))
+        elif img.mode in ("RGB", "RGBA", "RGBX"):
+            rgb = np.asarray(img.convert("RGB"))
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                raise AugPaintError(
+                    f"{display} is a colour image; a label must be a single-channel class map (0 = background)"
+                )
+            arr = rgb[..., 0]
+        else:
+            arr = _pil_to_array(img)
+    if arr.ndim != 2:
+        raise AugPaintError(f"{display} has shape {arr.shape}; a label must be a 2-D class map")
+    return check_label_values(arr, display, max_classes)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> uint8 by ``round((x + 1) * 127.5)`` clipped to 0..255 (round half to even)."""
+    x = np.asarray(image, dtype=np.float32)
+    return np.clip(np.rint((x.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    try:
+        img.save(path, format="PNG")
+    except OSError as e:
+        raise AugPaintError(f"cannot write {path} ({e.strerror or e})") from None
+
+
+def write_image_png(path, image: np.ndarray) -> None:
+    """Write a float image ``[3, H, W]`` / ``[1, H, W]`` / ``[H, W]`` in [-1, 1] as an 8-bit PNG.
+
+    Values map by ``round((x + 1) * 127.5)`` clipped to 0..255; the PNG is greyscale when all channels are
+    equal after rounding, else RGB. The format is always PNG whatever the file name (temp files are fine).
+    """
+    x = np.asarray(image)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"write_image_png expects [3, H, W], [1, H, W] or [H, W], got {x.shape}")
+    u = to_uint8(x)
+    if u.shape[0] == 1 or (np.array_equal(u[0], u[1]) and np.array_equal(u[0], u[2])):
+        img = Image.fromarray(np.ascontiguousarray(u[0]))
+    else:
+        img = Image.fromarray(np.ascontiguousarray(np.moveaxis(u, 0, -1)))
+    _save_png(img, Path(path))
+
+
+def write_label_png(path, label: np.ndarray) -> None:
+    """Write an integer class map ``[H, W]`` as an 8-bit greyscale PNG (values must be 0..255)."""
+    lab = np.asarray(label)
+    if lab.ndim != 2:
+        raise ValueError(f"write_label_png expects [H, W], got {lab.shape}")
+    if lab.dtype.kind == "f" and not np.array_equal(lab, np.round(lab)):
+        raise AugPaintError(f"cannot write {path}: the label has non-integer values")
+    if lab.size and (lab.min() < 0 or lab.max() > 255):
+        raise AugPaintError(f"cannot write {path}: label values must be 0..255 for an 8-bit PNG, got "
+                            f"{lab.min()}..{lab.max()}")
+    _save_png(Image.fromarray(np.ascontiguousarray(lab.astype(np.uint8))), Path(path))
+
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "read_image",
+    "read_label",
+    "write_image_png",
+    "write_label_png",
+    "normalise_intensity",
+    "check_label_values",
+    "to_uint8",
+]
+

@@ -1,0 +1,1 @@
+"""Model export: ONNX (and TensorRT engines built from it)."""

@@ -1,0 +1,1 @@
+"""Triton kernels (GPU), each beside its PyTorch reference."""

@@ -1,0 +1,80 @@
+"""The fused-step dispatcher (augpaint_fast.fused): AUGPAINT_KERNELS, fallbacks with a reason, same results."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augpaint_fast import fused
+from augpaint_fast.sampler import augpaint_sample, fused_step_ref
+from augpaint_fast.schedule import ddim_schedule
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(0)
+    z, e, z0 = (torch.randn(2, 3, 6, 5, generator=g) for _ in range(3))
+    mask = (torch.rand(2, 1, 6, 5, generator=g) > 0.5).float()
+    return z, e, z0, mask, torch.tensor([3, 4])
+
+
+def test_auto_picks_cpp_on_cpu_when_built(monkeypatch):
+    monkeypatch.delenv(fused.ENV_VAR, raising=False)
+    path, reason = fused.select_path("cpu")
+    print(f"cpu path: {path} ({reason}); status: {fused.kernel_status()}")
+    if fused._cpp()[0] is not None:
+        assert path == "cpp"
+    else:
+        assert path == "ref" and "C++" in reason
+
+
+def test_env_ref_is_honoured(monkeypatch):
+    monkeypatch.setenv(fused.ENV_VAR, "ref")
+    assert fused.kernel_path("cpu") == "ref"
+    z, e, z0, m, u = _inputs()
+    table = ddim_schedule(10, 1.0).table()
+    assert torch.equal(fused.fused_step(z, e, z0, m, table, 2, 1, u), fused_step_ref(z, e, z0, m, table, 2, 1, u))
+
+
+def test_missing_cpp_falls_back_with_reason(monkeypatch):
+    monkeypatch.setattr(fused, "_cpp", lambda: (None, "C++ extension augpaint_fast._C not built (test)"))
+    for value in ("auto", "cpp"):
+        monkeypatch.setenv(fused.ENV_VAR, value)
+        path, reason = fused.select_path("cpu")
+        assert path == "ref" and "not built" in reason
+    z, e, z0, m, u = _inputs()
+    table = ddim_schedule(10, 1.0).table()
+    assert torch.equal(fused.fused_step(z, e, z0, m, table, 2, 1, u), fused_step_ref(z, e, z0, m, table, 2, 1, u))
+    assert fused.kernel_status()["cpp"]["available"] is False
+
+
+def test_triton_on_cpu_needs_interpreter(monkeypatch):
+    monkeypatch.setenv(fused.ENV_VAR, "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    path, reason = fused.select_path("cpu")
+    assert path == "ref" and "CUDA" in reason
+
+
+def test_cpp_not_for_cuda(monkeypatch):
+    monkeypatch.setenv(fused.ENV_VAR, "cpp")
+    path, reason = fused.select_path("cuda")
+    assert path == "ref" and "CPU tensors" in reason
+
+
+def test_bad_env_value(monkeypatch):
+    monkeypatch.setenv(fused.ENV_VAR, "fast")
+    with pytest.raises(ValueError):
+        fused.kernel_path("cpu")
+
+
+@pytest.mark.parametrize("value", ["auto", "ref"])
+def test_whole_run_through_dispatcher(monkeypatch, value):
+    """augpaint_sample(step=fused.fused_step) matches the reference step within 1e-4 on every path."""
+    monkeypatch.setenv(fused.ENV_VAR, value)
+    g = torch.Generator().manual_seed(2)
+    z0 = torch.randn(2, 3, 8, 8, generator=g)
+    mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    sched = ddim_schedule(8, 1.0)
+    den = lambda z, t: 0.3 * torch.tanh(z) + 1e-4 * t[:, None, None, None]  # noqa: E731
+    ref = augpaint_sample(den, z0, mask, torch.tensor([1, 2]), 3, sched, step=fused_step_ref)
+    got = augpaint_sample(den, z0, mask, torch.tensor([1, 2]), 3, sched, step=fused.fused_step)
+    print(f"dispatcher path {fused.kernel_path('cpu')}: max |diff| {(got - ref).abs().max().item():.3g}")
+    assert (got - ref).abs().max().item() <= 1e-4
