@@ -75,7 +75,17 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "pytest-benchmark>=4",
+            "onnx>=1.15",
+            "onnxruntime>=1.17",
+            "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+        ],
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        "trt": ["onnx>=1.15", "tensorrt"],
+        "triton": ["triton>=3.0"],
     },
     entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli:main"]},
     ext_modules=_ext_modules,

@@ -1,0 +1,198 @@
+"""The ``augpaint-fast`` command line.
+
+Every error the user can cause is printed as one line, ``augpaint-fast: error: <what and where>``, with exit
+status 2; an interrupted run says how to resume (rerun the same command) and exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import AugPaintError
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "assets" / "weights" / "tiny"
+DEMO_SEED = 2026  # the demo's phantoms; the shipped weights were trained on phantoms of seed 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="dataset folder with images/ and labels/ (and unlabelled/)")
+    p.add_argument("--nifti-axis", type=int, default=2, help="axis NIfTI volumes are sliced along (default 2)")
+    p.add_argument("--nifti-channel", type=int, default=None, help="channel of 4-D multi-modal volumes (BraTS FLAIR)")
+    p.add_argument("--ct-window", type=float, nargs=2, metavar=("CENTER", "WIDTH"), default=None,
+                   help="CT window instead of per-volume percentile normalisation")
+
+
+def _nifti(args):
+    from .data import NiftiOptions
+
+    window = tuple(args.ct_window) if args.ct_window else None
+    return NiftiOptions(axis=args.nifti_axis, channel=args.nifti_channel, window=window)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .engines import ENGINES
+    from .export.command import add_export_args
+
+    ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
+                                 "few-label medical image segmentation.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="generate image/label pairs from a labelled dataset")
+    _add_data_args(s)
+    s.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS, help="weights folder (default: shipped tiny)")
+    s.add_argument("--out", type=Path, required=True, help="output folder (created; reruns resume)")
+    s.add_argument("--n", type=int, default=4, help="samples per labelled image (default 4)")
+    s.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    s.add_argument("--eta", type=float, default=1.0, help="DDIM eta: 1 = Algorithm 1 (default), 0 = deterministic")
+    s.add_argument("--mask", default="box", help="known region: box (default), component or label")
+    s.add_argument("--margin", type=int, default=0, help="pixels added around each box (default 0)")
+    s.add_argument("--flip", default="none", help="flip image+label before inpainting: none, horizontal, vertical, "
+                   "both or random (paper §4.4)")
+    s.add_argument("--seed", type=int, default=0, help="unsigned 32-bit seed; fixes every random number")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--engine", default="torch", help=f"one of: {', '.join(ENGINES)} (see `augpaint-fast info`)")
+    s.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="engine compute dtype (default float32 on CPU; trt builds fp16 unless told)")
+    s.add_argument("--device", default=None, help="cpu (default) or cuda")
+    s.add_argument("--engine-cache", type=Path, default=None,
+                   help="where onnx/trt exports and engines are cached (default $AUGPAINT_FAST_CACHE or ~/.cache)")
+    s.add_argument("--output-size", default="model", choices=["model", "source"],
+                   help="write pairs at the model's size (default) or resized back to the source's size")
+    s.add_argument("--paste-back", action="store_true",
+                   help="after decoding, paste the source's pixels into the known region with a feathered edge")
+    s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
+
+    for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
+        t = sub.add_parser(name, help=f"train the {model} on every image of a dataset")
+        _add_data_args(t)
+        t.add_argument("--weights", type=Path, required=True, help="weights folder to write (and resume in)")
+        t.add_argument("--preset", default="tiny", help="model preset: tiny, small or paper")
+        t.add_argument("--steps", type=int, default=4000)
+        t.add_argument("--batch-size", type=int, default=32 if name == "train-ae" else 64)
+        t.add_argument("--lr", type=float, default=1e-3)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--checkpoint-every", type=int, default=500)
+        if name == "train-ae":
+            t.add_argument("--disc", action="store_true", help="add a PatchGAN loss after --disc-start steps")
+            t.add_argument("--disc-start", type=int, default=2000)
+
+    m = sub.add_parser("make-phantom", help="write a deterministic synthetic multi-class dataset")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--n", type=int, default=16, help="labelled image/label pairs")
+    m.add_argument("--unlabelled", type=int, default=0, help="extra unlabelled images")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--size", type=int, default=64)
+    m.add_argument("--classes", type=int, default=3)
+
+    add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
+
+    i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
+    i.add_argument("--preset", default="tiny")
+
+    d = sub.add_parser("demo", help="sample a small phantom set with the shipped tiny weights")
+    d.add_argument("--out", type=Path, default=Path("demo_out"))
+    d.add_argument("--n", type=int, default=6, help="samples per phantom (default 6)")
+    return ap
+
+
+def _engine_options(args) -> dict:
+    """The engine flags given on the command line, under the names the engines' constructors take."""
+    options = {"dtype": args.dtype, "device": args.device, "cache_dir": args.engine_cache}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+
+
+def _sample(args) -> None:
+    from .generate import SampleOptions, run_sampling
+
+    opts = SampleOptions(n=args.n, steps=args.steps, eta=args.eta, mask_mode=args.mask, margin=args.margin,
+                         flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
+                         output_size=args.output_size, paste_back=args.paste_back, max_classes=args.max_classes,
+                         nifti=_nifti(args), engine_options=_engine_options(args))
+    summary = run_sampling(args.data, args.weights, args.out, opts)
+    print(summary.line())
+
+
+def _train(args) -> None:
+    from .training import train_autoencoder, train_ldm
+
+    common = dict(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                  checkpoint_every=args.checkpoint_every, nifti=_nifti(args))
+    if args.command == "train-ae":
+        r = train_autoencoder(args.data, args.weights, disc=args.disc, disc_start=args.disc_start, **common)
+        print(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
+              f"{r.codes_used} codes used -> {args.weights / 'autoencoder'}")
+    else:
+        r = train_ldm(args.data, args.weights, **common)
+        print(f"unet: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
+              f"{[round(v, 3) for v in r.latent_shift]} scale {[round(v, 3) for v in r.latent_scale]} "
+              f"-> {args.weights / 'unet'}")
+
+
+def _make_phantom(args) -> None:
+    from .phantom import make_phantom
+
+    make_phantom(args.out, n=args.n, seed=args.seed, size=args.size, unlabelled=args.unlabelled, classes=args.classes)
+    print(f"{args.n} labelled + {args.unlabelled} unlabelled phantom images ({args.size}x{args.size}, "
+          f"{args.classes} classes) -> {args.out}")
+
+
+def _info(args) -> None:
+    import torch
+
+    from . import fused
+    from .engines import engine_status
+    from .flops import describe_preset
+
+    print(describe_preset(args.preset))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    status = fused.kernel_status()
+    cpp = status["cpp"]
+    print(f"fused step kernel path: {status['cpu']['path']} for CPU tensors ({status['cpu']['reason']})")
+    print(f"  C++ extension: {'built, ' + cpp['simd'] + ', ' + str(cpp['threads']) + ' threads' if cpp['available'] else 'missing: ' + str(cpp['reason'])}")
+    tri = status["triton"]
+    print(f"  Triton: {'triton ' + tri['version'] if tri['available'] else 'missing: ' + str(tri['reason'])}")
+    if "cuda" in status:
+        print(f"  CUDA tensors: {status['cuda']['path']} ({status['cuda']['reason']})")
+    for name, missing in engine_status().items():
+        print(f"engine {name}: {'available' if missing is None else 'unavailable: ' + missing}")
+
+
+def _export(args) -> None:
+    from .export.command import export_command
+
+    export_command(args)
+
+
+def _demo(args) -> None:
+    from .generate import SampleOptions, run_sampling
+    from .phantom import make_phantom
+
+    t0 = time.perf_counter()
+    data = args.out / "data"
+    make_phantom(data, n=6, seed=DEMO_SEED, size=64, progress=False)
+    summary = run_sampling(data, SHIPPED_WEIGHTS, args.out / "samples", SampleOptions(n=args.n, seed=DEMO_SEED))
+    print(summary.line())
+    print(f"preview: {args.out / 'samples' / 'preview.png'} (demo wall time {time.perf_counter() - t0:.1f} s)")
+
+
+COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-phantom": _make_phantom,
+            "export": _export, "info": _info, "demo": _demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except AugPaintError as exc:
+        print(f"augpaint-fast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("augpaint-fast: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

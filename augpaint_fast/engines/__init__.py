@@ -1,0 +1,78 @@
+"""Engines: adapters that run the encoder, U-Net and decoder behind one protocol.
+
+An engine exposes ``denoiser(z, t) -> eps`` (the sampler's only expensive call), ``encode(x) -> h`` (the
+pre-quantisation latent) and ``decode(h) -> x``, all on torch tensors; the sampler never sees which runtime is
+underneath. ``ENGINES`` lists every engine with a check that says whether it can run here and, if not, what is
+missing and how to install it.
+
+- ``torch``: eager PyTorch (flags: dtype, channels_last, compile, cuda_graphs; see ``torch_engine``).
+- ``onnx``: ONNX Runtime over a cached ONNX export (``pip install 'augpaint-fast[onnx]'``; CUDA with
+  ``onnxruntime-gpu``).
+- ``trt``: TensorRT engines built from the ONNX export (``pip install 'augpaint-fast[trt]'``, NVIDIA GPU).
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Callable
+
+from ..errors import AugPaintError
+from .torch_engine import TorchEngine
+
+
+def _missing_modules(*names: str) -> list[str]:
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def _onnx_check() -> str | None:
+    missing = _missing_modules("onnx", "onnxruntime")
+    if missing:
+        return (f"{' and '.join(missing)} not installed (pip install 'augpaint-fast[onnx]', i.e. "
+                f"pip install onnx onnxruntime; onnxruntime-gpu for CUDA)")
+    return None
+
+
+def _trt_check() -> str | None:
+    from .trt_engine import trt_missing
+
+    return trt_missing()
+
+
+# name -> function returning None when the engine can run here, else one line saying what is missing.
+ENGINES: dict[str, Callable[[], str | None]] = {
+    "torch": lambda: None,
+    "onnx": _onnx_check,
+    "trt": _trt_check,
+}
+
+
+def engine_status() -> dict[str, str | None]:
+    """{engine name: None if available, else what is missing}."""
+    return {name: check() for name, check in ENGINES.items()}
+
+
+def create_engine(name: str, autoencoder, unet, **options):
+    """Build the named engine over loaded models, or fail with one line naming what is missing.
+
+    ``options`` go to the engine's constructor (e.g. ``device``, ``dtype``, ``channels_last``, ``compile``,
+    ``cuda_graphs``, ``batch_sizes``, ``cache_dir``); options an engine does not take raise AugPaintError.
+    """
+    if name not in ENGINES:
+        raise AugPaintError(f"unknown engine {name!r}; engines: {', '.join(ENGINES)}")
+    missing = ENGINES[name]()
+    if missing is not None:
+        available = [n for n, why in engine_status().items() if why is None]
+        raise AugPaintError(f"--engine {name} is unavailable: {missing}; available here: {', '.join(available)}")
+    if name == "onnx":
+        from .onnx_engine import OnnxEngine as cls
+    elif name == "trt":
+        from .trt_engine import TrtEngine as cls
+    else:
+        cls = TorchEngine
+    import inspect
+
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "autoencoder", "unet"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise AugPaintError(f"--engine {name} does not take option(s) {', '.join(unknown)}; "
+                            f"it takes {', '.join(sorted(accepted))}")
+    return cls(autoencoder, unet, **options)

@@ -1,0 +1,189 @@
+"""The ONNX Runtime engine: encoder, U-Net and decoder exported to ONNX (cached), run by ONNX Runtime.
+
+CPU: ``CPUExecutionProvider`` with ``ORT_ENABLE_ALL`` graph optimisation and intra-op threads = physical
+cores; the optimised graph is saved next to the export (keyed by the export's hash, the ORT version and the
+provider) and loaded from there on later runs, verified by hash like the export itself.
+CUDA (when ``onnxruntime-gpu`` provides ``CUDAExecutionProvider`` and ``device`` is CUDA): inputs and outputs
+are bound to torch CUDA tensors with I/O binding, so nothing is copied through the host.
+The batch axis is dynamic; ``batch_sizes=(...)`` pads each call up to the nearest listed size instead (for
+fixed-shape tuning), slicing the outputs back.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import AugPaintError
+
+
+def physical_cores() -> int:
+    """Physical cores usable by this process (``/proc/cpuinfo`` core ids; falls back to the CPU count)."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - non-Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores, cpu = set(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            phys = core = None
+            for line in fh:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "processor":
+                    cpu = int(value)
+                elif key == "physical id":
+                    phys = value
+                elif key == "core id":
+                    core = value
+                elif not key and cpu is not None:
+                    if cpu in allowed:
+                        cores.add((phys, core))
+                    cpu = phys = core = None
+            if cpu is not None and cpu in allowed:
+                cores.add((phys, core))
+    except OSError:
+        pass
+    return max(1, min(len(cores) or len(allowed), len(allowed)))
+
+
+def _cpu_fingerprint() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            lines = [l for l in fh if l.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    import platform
+
+    return platform.machine() + "|" + "|".join(sorted(lines))
+
+
+def _session(onnx_file: Path, providers: list, cache_dir: Path, threads: int | None):
+    import onnxruntime as ort
+
+    from augpaint_fast.export import cache
+
+    onnx_key = cache.read_meta(onnx_file)["sha256"]
+    provider = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    # ENABLE_ALL output may hold hardware-specific (NCHWc) kernels: key it by this CPU's model and flags too.
+    key = cache.key_of(onnx=onnx_key, ort=ort.__version__, provider=provider, cpu=_cpu_fingerprint())
+    opt_path = Path(cache_dir) / f"{onnx_file.stem}.{provider.replace('ExecutionProvider', '').lower()}-{key[:12]}.opt.onnx"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or physical_cores()
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # no warning about serialising a hardware-specific optimised model: keyed above
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    hit, _ = cache.lookup(opt_path, key)
+    if hit:
+        # Already optimised (with this ORT, this provider): loading it skips the optimisation passes.
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        return ort.InferenceSession(str(opt_path), so, providers=providers)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    tmp_holder = {}
+
+    def write(tmp: Path) -> None:
+        so.optimized_model_filepath = str(tmp)
+        tmp_holder["session"] = ort.InferenceSession(str(onnx_file), so, providers=providers)
+
+    cache.store(opt_path, key, write, onnx=str(onnx_file), onnx_sha256=onnx_key, ort=ort.__version__,
+                provider=provider)
+    return tmp_holder["session"]
+
+
+_NP = {torch.float32: np.float32, torch.int64: np.int64, torch.float16: np.float16}
+
+
+class OnnxEngine:
+    """ONNX Runtime behind the engine protocol (see the module docstring)."""
+
+    name = "onnx"
+
+    def __init__(self, autoencoder: torch.nn.Module, unet: torch.nn.Module, device: str = "cpu",
+                 cache_dir: str | Path | None = None, threads: int | None = None,
+                 batch_sizes: Sequence[int] | None = None, log=None):
+        import onnxruntime as ort
+
+        from augpaint_fast.export import cache
+        from augpaint_fast.export.onnx_export import export_onnx
+        from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES, export_specs
+
+        self.device = torch.device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir() / "onnx"
+        self.batch_sizes = tuple(sorted(batch_sizes)) if batch_sizes else None
+        self.cond = unet.cfg.cond_channels > 0
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise AugPaintError("the onnx engine on CUDA needs onnxruntime-gpu (pip install onnxruntime-gpu); "
+                                    f"this onnxruntime has {', '.join(ort.get_available_providers())}")
+            providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        self.specs = export_specs(autoencoder, unet, self.batch_sizes or DEFAULT_BATCH_SIZES)
+        self.paths = {n: export_onnx(s, self.cache_dir, log=log) for n, s in self.specs.items()}
+        self.sessions = {n: _session(p, providers, self.cache_dir, threads) for n, p in self.paths.items()}
+        self.latent_shape = self.specs["unet"].input_shapes["z"][1]
+
+    # -- running one session --------------------------------------------------------------------------
+    def _run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.batch_sizes:
+            from augpaint_fast.export.specs import run_padded
+
+            return run_padded(lambda *xs: self._run_once(name, *xs), inputs, self.batch_sizes)
+        return self._run_once(name, *inputs)
+
+    def _run_once(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+        spec, session = self.specs[name], self.sessions[name]
+        feeds = []
+        for input_name, x in zip(spec.input_names, inputs):
+            dtype = spec.input_shapes[input_name][0]
+            feeds.append((input_name, x.to(dtype).contiguous()))
+        if self.device.type == "cuda":
+            return self._run_cuda(spec, session, feeds)
+        result = session.run(list(spec.output_names), {k: v.cpu().numpy() for k, v in feeds})[0]
+        return torch.from_numpy(result)
+
+    def _run_cuda(self, spec, session, feeds) -> torch.Tensor:
+        """I/O binding on torch CUDA tensors (no host round trip); the output buffer is a torch tensor."""
+        binding = session.io_binding()
+        device_id = self.device.index or 0
+        feeds = [(k, v.to(self.device)) for k, v in feeds]
+        for name, x in feeds:
+            binding.bind_input(name=name, device_type="cuda", device_id=device_id,
+                               element_type=_NP[x.dtype], shape=tuple(x.shape), buffer_ptr=x.data_ptr())
+        out_shape = self._output_shape(spec, feeds[0][1])
+        out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
+        binding.bind_output(name=spec.output_names[0], device_type="cuda", device_id=device_id,
+                            element_type=np.float32, shape=tuple(out.shape), buffer_ptr=out.data_ptr())
+        torch.cuda.current_stream(self.device).synchronize()
+        session.run_with_iobinding(binding)
+        return out
+
+    def _output_shape(self, spec, first: torch.Tensor) -> tuple[int, ...]:
+        b = first.shape[0]
+        if spec.name == "unet":
+            return (b, *self.latent_shape)
+        ae = self.specs["encoder"].config
+        if spec.name == "encoder":
+            f = 2 ** (len(ae["ch_mult"]) - 1)
+            return (b, ae["embed_dim"], first.shape[2] // f, first.shape[3] // f)
+        f = 2 ** (len(ae["ch_mult"]) - 1)
+        return (b, ae["out_channels"], first.shape[2] * f, first.shape[3] * f)
+
+    # -- the engine protocol ---------------------------------------------------------------------------
+    def denoiser(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond:
+            if cond is None:
+                raise ValueError("this U-Net is conditional: pass cond")
+            return self._run("unet", z, t, cond)
+        if cond is not None:
+            raise ValueError("this U-Net is unconditional (cond_channels = 0) but cond was given")
+        return self._run("unet", z, t)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run("encoder", x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self._run("decoder", h)

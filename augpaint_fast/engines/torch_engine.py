@@ -1,0 +1,144 @@
+"""The PyTorch engine: the models as they are, under inference mode, with opt-in fast paths.
+
+Defaults are today's behaviour: eager float32, NCHW. Flags (all off by default; turn one on where it is
+measured faster, see BENCHMARKS.md "Engines"):
+
+- ``dtype``: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: autocast for convolutions, linears and
+  matmuls (normalisations stay float32 under autocast); outputs are float32. On CPU only bfloat16 is
+  offered (oneDNN uses AVX512-BF16/AMX where the CPU has them). The codebook lookup of ``decode`` always runs in
+  float32 so a reduced dtype never changes which codes are picked by rounding the distances. ``dtype`` is the
+  U-Net's; ``autoencoder_dtype`` (default float32) the encoder's and decoder's (bf16 measured slower there).
+- ``channels_last``: NHWC memory format for the weights (of copies) and inputs (cuDNN's preferred layout; on
+  this CPU it measured far slower, see BENCHMARKS.md).
+- ``compile``: a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``) for the U-Net.
+- ``cuda_graphs`` (CUDA only): the U-Net call is captured in a CUDA graph per batch size in ``batch_sizes``;
+  a call is padded up to the nearest captured size and its output sliced (DESIGN.md §5, issue #4 item 5).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import torch
+
+from ..errors import AugPaintError
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 dot products (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+class TorchEngine:
+    """Runs the autoencoder and U-Net in PyTorch on ``device`` (see the module docstring for the flags)."""
+
+    name = "torch"
+
+    def __init__(self, autoencoder: torch.nn.Module, unet: torch.nn.Module, device: str = "cpu",
+                 dtype: str = "float32", channels_last: bool = False, compile: str | None = None,
+                 cuda_graphs: bool = False, batch_sizes: Sequence[int] | None = None,
+                 autoencoder_dtype: str = "float32"):
+        self.device = torch.device(device)
+        if dtype not in DTYPES:
+            raise AugPaintError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16")
+        self.dtype = DTYPES[dtype]
+        if autoencoder_dtype not in DTYPES:
+            raise AugPaintError(f"unknown autoencoder dtype {autoencoder_dtype!r}")
+        self.ae_dtype = DTYPES[autoencoder_dtype]
+        if self.device.type == "cpu" and self.dtype == torch.float16:
+            raise AugPaintError("float16 is a GPU dtype here; on CPU use --dtype bfloat16")
+        if cuda_graphs and self.device.type != "cuda":
+            raise AugPaintError("CUDA graphs need a CUDA device (--device cuda)")
+        self.channels_last = channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.unet = unet.to(self.device).eval()
+        if channels_last:  # on copies: the caller's modules keep their layout
+            import copy
+
+            self.autoencoder = copy.deepcopy(self.autoencoder).to(memory_format=torch.channels_last)
+            self.unet = copy.deepcopy(self.unet)
+            self.unet = self.unet.to(memory_format=torch.channels_last)
+        self._unet_call = self.unet
+        if compile:
+            self._unet_call = torch.compile(self.unet, mode=compile, dynamic=False)
+        self.cuda_graphs = cuda_graphs
+        from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES
+
+        self.batch_sizes = tuple(sorted(batch_sizes or DEFAULT_BATCH_SIZES))
+        self._graphs: dict[int, tuple] = {}
+
+    def _autocast(self, dtype: torch.dtype | None = None):
+        dtype = dtype or self.dtype
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _in(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, torch.float32)
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
+
+    def _out(self, y: torch.Tensor) -> torch.Tensor:
+        return y.float().contiguous()
+
+    # -- U-Net ------------------------------------------------------------------------------------------
+    def _unet(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        with self._autocast():
+            return self._unet_call(z, t, cond)
+
+    def _graphed(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Replay (capturing on first use) the CUDA graph of this batch size; z's batch is a captured size."""
+        b = z.shape[0]
+        if b not in self._graphs:
+            static = [z.clone(), t.clone(), None if cond is None else cond.clone()]
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm up (cuDNN autotuning, lazy init) outside the capture
+                    self._unet(*static)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self._unet(*static)
+            self._graphs[b] = (graph, static, out)
+        graph, static, out = self._graphs[b]
+        static[0].copy_(z)
+        static[1].copy_(t)
+        if cond is not None:
+            static[2].copy_(cond)
+        graph.replay()
+        return out.clone()
+
+    @torch.inference_mode()
+    def denoiser(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        z, t = self._in(z), t.to(self.device)
+        cond = None if cond is None else self._in(cond)
+        if self.cuda_graphs:
+            from augpaint_fast.export.specs import run_padded
+
+            inputs = [z, t] if cond is None else [z, t, cond]
+            return run_padded(lambda *xs: self._out(self._graphed(xs[0], xs[1], xs[2] if len(xs) > 2 else None)),
+                              inputs, self.batch_sizes)
+        return self._out(self._unet(z, t, cond))
+
+    # -- autoencoder ------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        with self._autocast(self.ae_dtype):
+            return self._out(self.autoencoder.encode(self._in(x)))
+
+    @torch.inference_mode()
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        if self.ae_dtype == torch.float32:
+            return self._out(self.autoencoder.decode(self._in(h)))
+        zq, _ = self.autoencoder.quantizer(self._in(h))  # float32 codebook lookup
+        with self._autocast(self.ae_dtype):
+            return self._out(self.autoencoder.decode_quantized(zq.contiguous(memory_format=self.memory_format)))

@@ -1,0 +1,161 @@
+"""Engine benchmark (issue #4): U-Net calls/s, samples/s for 50-step sampling and the fraction of the machine's
+measured dense peak, per engine, dtype and batch size, on the ``small`` preset (random weights: speed does
+not depend on the values). Not a test.
+
+    python benchmarks/bench_engines.py                       # all configs, batches 1 4 8 16
+    python benchmarks/bench_engines.py --configs torch-fp32 onnx-fp32 --batches 8 --reps 3
+
+samples/s for 50-step sampling = B / (encode + 50 x (U-Net + fused step) + decode), each part timed
+separately (median of --reps) on the same engine; --full runs the real `augpaint_sample` loop instead.
+Peak: best of a large matmul and a large 3x3 convolution in the same dtype, measured in the same run.
+Quality of bf16: one 50-step AugPaint run at batch 8 compared with fp32 (same seed): latent mean/std and the
+max abs difference of the final latents.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augpaint_fast import fused  # noqa: E402
+from augpaint_fast.config import get_preset  # noqa: E402
+from augpaint_fast.engines import create_engine  # noqa: E402
+from augpaint_fast.flops import count_flops  # noqa: E402
+from augpaint_fast.models import UNet, VQAutoencoder  # noqa: E402
+from augpaint_fast.sampler import augpaint_sample  # noqa: E402
+from augpaint_fast.schedule import ddim_schedule  # noqa: E402
+
+CONFIGS = {
+    "torch-fp32": ("torch", dict()),
+    "torch-fp32-cl": ("torch", dict(channels_last=True)),
+    "torch-bf16": ("torch", dict(dtype="bfloat16")),
+    "torch-bf16-cl": ("torch", dict(dtype="bfloat16", channels_last=True)),
+    "onnx-fp32": ("onnx", dict()),
+}
+DTYPE_OF = {"torch-fp32": torch.float32, "torch-fp32-cl": torch.float32, "onnx-fp32": torch.float32,
+            "torch-bf16": torch.bfloat16, "torch-bf16-cl": torch.bfloat16}
+
+
+def timeit(fn, reps: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def dense_peak(dtype: torch.dtype, reps: int = 3) -> tuple[float, str]:
+    """Best FLOP/s of a 2048^3 matmul and a 3x3 conv (B=8, 256->256 ch, 64x64), in ``dtype``."""
+    n = 2048
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    mm = 2 * n**3 / timeit(lambda: a @ b, reps)
+    x = torch.randn(8, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
+    cv = 2 * 8 * 256 * 256 * 9 * 64 * 64 / timeit(lambda: conv(x), reps)
+    return (mm, "matmul") if mm >= cv else (cv, "conv3x3")
+
+
+def bf16_quality(ae, unet, preset) -> str:
+    lat = preset.unet.latent_size
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(8, 3, lat, lat, generator=g)
+    mask = torch.zeros(8, 1, lat, lat)
+    mask[:, :, : lat // 2] = 1
+    uids = torch.arange(8, dtype=torch.int64)
+    sched = ddim_schedule(50, 1.0)
+    out = {}
+    for label, opts in (("fp32", {}), ("bf16", {"dtype": "bfloat16"})):
+        eng = create_engine("torch", ae, unet, **opts)
+        out[label] = augpaint_sample(eng.denoiser, z0, mask, uids, 7, sched, step=fused.fused_step)
+    a, b = out["fp32"], out["bf16"]
+    gen = mask.expand_as(a) == 0
+    return (f"bf16 vs fp32, 50-step AugPaint, batch 8: generated-region mean {a[gen].mean():+.4f} vs "
+            f"{b[gen].mean():+.4f}, std {a[gen].std():.4f} vs {b[gen].std():.4f}, "
+            f"max |diff| {(a - b).abs().max():.4f} (latent std {a.std():.3f})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--configs", nargs="+", default=["torch-fp32", "torch-bf16", "onnx-fp32"])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--full", action="store_true", help="time the real sampling loop instead of the sum of parts")
+    ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch and ONNX Runtime threads (default: torch's default / physical cores); use 1 when "
+                         "another job holds a core, or OpenMP barriers stall")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    preset = get_preset(args.preset)
+    ae, unet = VQAutoencoder(preset.autoencoder).eval(), UNet(preset.unet).eval()
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if not p.abs().any() and p.dim() > 1:
+                p.normal_(0, 0.02)
+    lat, size = preset.unet.latent_size, preset.image_size
+    flops1 = count_flops(unet, torch.randn(1, 3, lat, lat), torch.zeros(1, dtype=torch.int64))
+    print(f"# {args.preset}: U-Net {flops1 / 1e9:.3f} GFLOP/sample/call; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; fused step path {fused.kernel_path('cpu')}")
+    peaks = {}
+    for dt in sorted({DTYPE_OF[c] for c in args.configs}, key=str):
+        peaks[dt] = dense_peak(dt)
+        print(f"# dense peak {str(dt).replace('torch.', '')}: {peaks[dt][0] / 1e9:.1f} GFLOP/s ({peaks[dt][1]})")
+    sched = ddim_schedule(args.steps, 1.0)
+    cache_dir = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    print("| config | batch | U-Net ms/call | U-Net calls/s | samples/s (50 steps) | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|")
+    base = {}
+    for cfg in args.configs:
+        name, opts = CONFIGS[cfg]
+        if name == "onnx":
+            opts = dict(opts, cache_dir=cache_dir, threads=args.threads)
+        eng = create_engine(name, ae, unet, **opts)
+        for b in args.batches:
+            z = torch.randn(b, 3, lat, lat)
+            t = torch.full((b,), 500, dtype=torch.int64)
+            x = torch.rand(b, 3, size, size) * 2 - 1
+            t_unet = timeit(lambda: eng.denoiser(z, t), args.reps)
+            if args.full:
+                mask = torch.ones(b, 1, lat, lat)
+                mask[:, :, lat // 2:] = 0
+                uids = torch.arange(b, dtype=torch.int64)
+                total = timeit(lambda: eng.decode(augpaint_sample(eng.denoiser, eng.encode(x), mask, uids, 0, sched,
+                                                                  step=fused.fused_step)), 1, warmup=0)
+            else:
+                t_enc = timeit(lambda: eng.encode(x), args.reps)
+                t_dec = timeit(lambda: eng.decode(z * 0.05), args.reps)
+                tab = sched.table()
+                m = torch.ones(b, 1, lat, lat)
+                uids = torch.arange(b, dtype=torch.int64)
+                t_step = timeit(lambda: fused.fused_step(z, z, z, m, tab, 0, 0, uids), args.reps)
+                total = t_enc + args.steps * (t_unet + t_step) + t_dec
+            gflops = flops1 * b / t_unet / 1e9
+            frac = gflops * 1e9 / peaks[DTYPE_OF[cfg]][0]
+            sps = b / total
+            if cfg == "torch-fp32":
+                base[b] = sps
+            rel = f" ({sps / base[b]:.2f}x)" if b in base and cfg != "torch-fp32" else ""
+            print(f"| {cfg} | {b} | {t_unet * 1e3:.1f} | {1 / t_unet:.2f} | {sps:.3f}{rel} | {gflops:.1f} | "
+                  f"{100 * frac:.0f}% |", flush=True)
+    if not args.no_quality and any("bf16" in c for c in args.configs):
+        print("#", bf16_quality(ae, unet, preset))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""``augpaint-fast export``: ONNX exports (and TensorRT plans) of a weights folder, cached and re-runnable.
+
+Wire into ``augpaint_fast/cli.py`` with::
+
+    from .export.command import add_export_args, export_command   # (lazy import is fine too)
+    add_export_args(sub.add_parser("export", help="export the models to ONNX or TensorRT"))
+    COMMANDS["export"] = export_command
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", type=Path, required=True, help="weights folder (autoencoder/ and unet/)")
+    p.add_argument("--format", choices=["onnx", "trt"], default="onnx", help="onnx (default) or trt")
+    p.add_argument("--out", type=Path, required=True, help="folder for the exports (a cache: reruns reuse them)")
+    p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"],
+                   help="TensorRT precision for the encoder and U-Net (the decoder is built in float32)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                   help="batch sizes of the optimisation profile (default 1 2 4 8 16)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a verified cached file exists")
+
+
+def export_command(args) -> None:
+    from augpaint_fast.checkpoint import load_weights_folder
+    from augpaint_fast.errors import AugPaintError
+
+    from .onnx_export import export_all
+    from .specs import DEFAULT_BATCH_SIZES, export_specs
+
+    if args.format == "onnx" and __import__("importlib").util.find_spec("onnx") is None:
+        raise AugPaintError("ONNX export needs onnx (pip install 'augpaint-fast[onnx]', i.e. pip install onnx "
+                            "onnxruntime)")
+    if args.format == "trt":
+        from augpaint_fast.engines.trt_engine import trt_missing
+
+        missing = trt_missing()
+        if missing:
+            raise AugPaintError(f"--format trt is unavailable: {missing}")
+    autoencoder, _, unet, _ = load_weights_folder(args.weights)
+    sizes = tuple(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES
+    if min(sizes) < 1:
+        raise AugPaintError(f"--batch-sizes must be >= 1, got {list(sizes)}")
+    paths = export_all(autoencoder, unet, args.out, force=args.force, log=print, batch_sizes=sizes)
+    if args.format == "trt":
+        from .trt_build import build_engine
+
+        specs = export_specs(autoencoder, unet, sizes)
+        for name, spec in specs.items():
+            build_engine(paths[name], spec, args.out, "float32" if name == "decoder" else args.dtype,
+                         force=args.force, log=print)

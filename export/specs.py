@@ -1,0 +1,143 @@
+"""The one place that declares, per exportable model, what an export of it looks like.
+
+Each `ExportSpec` names the model's inputs and outputs, its dynamic axes (batch, always), a sample input at
+any batch size and the min/opt/max batch profile the static engines (TensorRT, CUDA graphs) are built for.
+The modules exported are thin wrappers over the loaded models:
+
+- ``encoder``: images x float32 [B, C, H, W] -> pre-quantisation latent h [B, embed_dim, H/f, W/f]
+  (``VQAutoencoder.encode``);
+- ``decoder``: h -> images, *including* the nearest-codebook quantisation (distance + ArgMin + Gather), as
+  ``VQAutoencoder.decode``;
+- ``unet``: (z float32 [B, C, h, w], t int64 [B]) -> eps, or (z, t, cond) for a conditional U-Net.
+
+`pick_batch` and `run_padded` implement the "pad up to a built batch size, slice the outputs" rule that the
+static engines use so that the sampler never needs to know which sizes an engine was built for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+# Batch sizes engines are profiled / captured for (DESIGN.md §6 benchmarks use 1, 4, 8, 16).
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16)
+OPSET = 17
+MODEL_NAMES = ("encoder", "unet", "decoder")
+
+
+class EncoderExport(nn.Module):
+    def __init__(self, autoencoder: nn.Module) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.encode(x)
+
+
+class DecoderExport(nn.Module):
+    """h -> nearest codebook vectors -> image: the quantiser is part of the graph."""
+
+    def __init__(self, autoencoder: nn.Module) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(h)
+
+
+class UNetExport(nn.Module):
+    def __init__(self, unet: nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.unet(z, t, cond)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What one exported model looks like (names, dynamic axes, sample input, batch profile)."""
+
+    name: str
+    module: nn.Module
+    config: dict
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    # per input: (dtype, shape without the batch axis)
+    input_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]]
+    profile: tuple[int, int, int] = (1, 8, 16)  # min / opt / max batch
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {name: {0: "batch"} for name in (*self.input_names, *self.output_names)}
+
+    def sample_inputs(self, batch: int = 2, device: str | torch.device = "cpu",
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """Representative inputs at ``batch``: N(0, 1) floats, timesteps spread over [0, 1000)."""
+        out = []
+        for name in self.input_names:
+            dtype, shape = self.input_shapes[name]
+            if dtype == torch.int64:
+                out.append(torch.linspace(0, 999, batch).round().to(torch.int64).to(device))
+            else:
+                out.append(torch.randn((batch, *shape), generator=generator).to(device, dtype))
+        return tuple(out)
+
+    def profile_shapes(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) full shapes of input ``name`` for a TensorRT optimisation profile."""
+        _, shape = self.input_shapes[name]
+        return tuple((b, *shape) for b in self.profile)  # type: ignore[return-value]
+
+
+def export_specs(autoencoder: nn.Module, unet: nn.Module,
+                 batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES) -> dict[str, ExportSpec]:
+    """The encoder, U-Net and decoder specs of a loaded model pair (configs read from ``.cfg``)."""
+    ae_cfg, unet_cfg = autoencoder.cfg, unet.cfg
+    sizes = tuple(sorted(set(int(b) for b in batch_sizes)))
+    profile = (sizes[0], sizes[len(sizes) // 2], sizes[-1])
+    image = ae_cfg.resolution
+    latent = ae_cfg.latent_size
+    lat = unet_cfg.latent_size
+    unet_inputs: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "z": (torch.float32, (unet_cfg.in_channels, lat, lat)),
+        "t": (torch.int64, ()),
+    }
+    if unet_cfg.cond_channels > 0:
+        unet_inputs["cond"] = (torch.float32, (unet_cfg.cond_channels, lat, lat))
+    common = dict(profile=profile, batch_sizes=sizes)
+    return {
+        "encoder": ExportSpec("encoder", EncoderExport(autoencoder), ae_cfg.to_dict(), ("x",), ("h",),
+                              {"x": (torch.float32, (ae_cfg.in_channels, image, image))}, **common),
+        "unet": ExportSpec("unet", UNetExport(unet), unet_cfg.to_dict(), tuple(unet_inputs), ("eps",),
+                           unet_inputs, **common),
+        "decoder": ExportSpec("decoder", DecoderExport(autoencoder), ae_cfg.to_dict(), ("h",), ("x",),
+                              {"h": (torch.float32, (ae_cfg.embed_dim, latent, latent))}, **common),
+    }
+
+
+def pick_batch(n: int, sizes: Sequence[int]) -> int:
+    """The smallest built size >= n, or the largest built size when n exceeds them all (then chunked)."""
+    for size in sorted(sizes):
+        if size >= n:
+            return size
+    return max(sizes)
+
+
+def run_padded(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], sizes: Sequence[int]) -> torch.Tensor:
+    """Run ``fn`` over inputs whose first axis is the batch, padded (by repeating the last row) up to a size in
+    ``sizes`` and chunked at the largest one; outputs are sliced back to the true batch."""
+    n = inputs[0].shape[0]
+    largest = max(sizes)
+    outs = []
+    for start in range(0, n, largest):
+        chunk = [x[start:start + largest] for x in inputs]
+        m = chunk[0].shape[0]
+        size = pick_batch(m, sizes)
+        if size != m:
+            chunk = [torch.cat([x, x[-1:].expand(size - m, *x.shape[1:])]) for x in chunk]
+        outs.append(fn(*chunk)[:m])
+    return outs[0] if len(outs) == 1 else torch.cat(outs)

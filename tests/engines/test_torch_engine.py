@@ -1,0 +1,83 @@
+"""The torch engine's flags: defaults unchanged, channels_last exact-ish, bf16 close, bad options refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augpaint_fast.engines import create_engine
+from augpaint_fast.engines.torch_engine import TorchEngine
+from augpaint_fast.errors import AugPaintError
+from tests.engines._models import random_models
+
+
+@pytest.fixture(scope="module")
+def models():
+    return random_models("tiny")
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(2, 3, 16, 16, generator=g), torch.tensor([10, 800]),
+            torch.rand(2, 3, 64, 64, generator=g) * 2 - 1)
+
+
+def test_default_is_eager_fp32(models, inputs):
+    ae, unet = models
+    z, t, x = inputs
+    e = create_engine("torch", ae, unet)
+    assert e.dtype == torch.float32 and not e.channels_last and not e.cuda_graphs
+    with torch.no_grad():
+        assert torch.equal(e.denoiser(z, t), unet(z, t))
+        assert torch.equal(e.encode(x), ae.encode(x))
+        assert torch.equal(e.decode(z * 0.05), ae.decode(z * 0.05))
+
+
+def test_channels_last_matches(models, inputs):
+    ae, unet = models
+    z, t, x = inputs
+    ref = TorchEngine(ae, unet)
+    ref_out = (ref.denoiser(z, t), ref.encode(x), ref.decode(z * 0.05))
+    e = TorchEngine(ae, unet, channels_last=True)
+    got = (e.denoiser(z, t), e.encode(x), e.decode(z * 0.05))
+    for a, b in zip(got, ref_out):
+        assert a.is_contiguous() and (a - b).abs().max() <= 1e-4 * b.abs().max()
+    assert unet.conv_in.weight.is_contiguous()  # the caller's modules are not converted
+
+
+def test_bf16_close_to_fp32(models, inputs):
+    ae, unet = models
+    z, t, x = inputs
+    ref = TorchEngine(ae, unet)
+    e = TorchEngine(ae, unet, dtype="bfloat16", autoencoder_dtype="bfloat16")
+    a, b = e.denoiser(z, t), ref.denoiser(z, t)
+    assert a.dtype == torch.float32
+    # bf16 keeps 8 mantissa bits: the U-Net output stays within a few percent of its scale.
+    assert (a - b).abs().max() <= 0.05 * b.abs().max()
+    h = z * 0.05
+    assert (e.decode(h) - ref.decode(h)).abs().max() <= 0.05 * ref.decode(h).abs().max()
+
+
+def test_bad_options(models):
+    ae, unet = models
+    with pytest.raises(AugPaintError, match="unknown dtype"):
+        TorchEngine(ae, unet, dtype="int8")
+    with pytest.raises(AugPaintError, match="GPU dtype"):
+        TorchEngine(ae, unet, dtype="float16")
+    if not torch.cuda.is_available():
+        with pytest.raises(AugPaintError, match="CUDA graphs need a CUDA device"):
+            TorchEngine(ae, unet, cuda_graphs=True)
+    with pytest.raises(AugPaintError, match="unknown engine"):
+        create_engine("nope", ae, unet)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to torch here)")
+def test_cuda_graphs_and_fp16_match_eager(models, inputs):
+    ae, unet = models
+    z, t, _ = inputs
+    ref = TorchEngine(ae, unet, device="cuda")
+    graphed = TorchEngine(ae, unet, device="cuda", cuda_graphs=True, batch_sizes=(1, 4))
+    b = ref.denoiser(z.cuda(), t.cuda())
+    assert (graphed.denoiser(z.cuda(), t.cuda()) - b).abs().max() <= 1e-4 * b.abs().max()
+    half = TorchEngine(ae, unet, device="cuda", dtype="float16")
+    assert (half.denoiser(z.cuda(), t.cuda()) - b).abs().max() <= 0.02 * b.abs().max()

@@ -1,0 +1,153 @@
+"""ONNX export: specs, checker, parity with PyTorch (tiny and small), caching and corruption handling."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import onnx  # noqa: E402
+
+from augpaint_fast.export import cache  # noqa: E402
+from augpaint_fast.export.onnx_export import export_all, export_onnx  # noqa: E402
+from augpaint_fast.export.specs import export_specs, pick_batch, run_padded  # noqa: E402
+from tests.engines._models import random_models, save_weights  # noqa: E402
+
+# Stated tolerances (float32 ONNX Runtime vs float32 PyTorch, same weights and inputs): max |diff| relative to
+# max |reference|.
+RTOL = {"encoder": 1e-4, "unet": 1e-4, "decoder": 1e-4}
+
+
+def _ort_run(path, spec, inputs):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(sess.run(None, {n: x.numpy() for n, x in zip(spec.input_names, inputs)})[0])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    ae, unet = random_models("tiny")
+    out = tmp_path_factory.mktemp("onnx")
+    return ae, unet, out, export_all(ae, unet, out)
+
+
+def test_specs_declare_names_axes_profile():
+    ae, unet = random_models("tiny")
+    specs = export_specs(ae, unet, (1, 4, 8, 16))
+    assert set(specs) == {"encoder", "unet", "decoder"}
+    assert specs["unet"].input_names == ("z", "t") and specs["unet"].output_names == ("eps",)
+    assert specs["unet"].profile == (1, 8, 16)
+    for spec in specs.values():
+        assert all(axes == {0: "batch"} for axes in spec.dynamic_axes.values())
+        assert [x.shape[0] for x in spec.sample_inputs(3)] == [3] * len(spec.input_names)
+    z_min, z_opt, z_max = specs["unet"].profile_shapes("z")
+    assert z_min[0] == 1 and z_max[0] == 16 and z_min[1:] == (3, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["encoder", "unet", "decoder"])
+def test_tiny_export_checks_and_matches_torch(tiny, name):
+    ae, unet, _, paths = tiny
+    onnx.checker.check_model(onnx.load(str(paths[name])), full_check=True)
+    spec = export_specs(ae, unet)[name]
+    g = torch.Generator().manual_seed(1)
+    for batch in (1, 5):  # dynamic batch axis: sizes other than the export's sample batch
+        inputs = spec.sample_inputs(batch, generator=g)
+        if name == "decoder":
+            inputs = (inputs[0] * 0.05,)  # latents at the codebook's scale
+        with torch.no_grad():
+            ref = spec.module(*inputs)
+        got = _ort_run(paths[name], spec, inputs)
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max() <= RTOL[name] * ref.abs().max(), name
+
+
+def test_decoder_export_includes_quantisation(tiny):
+    ae, unet, _, paths = tiny
+    model = onnx.load(str(paths["decoder"]))
+    assert "ArgMin" in {node.op_type for node in model.graph.node}
+
+
+def test_conditional_unet_export(tmp_path):
+    ae, unet = random_models("tiny", cond_channels=2)
+    spec = export_specs(ae, unet)["unet"]
+    assert spec.input_names == ("z", "t", "cond")
+    path = export_onnx(spec, tmp_path)
+    inputs = spec.sample_inputs(3)
+    with torch.no_grad():
+        ref = spec.module(*inputs)
+    got = _ort_run(path, spec, inputs)
+    assert (got - ref).abs().max() <= 1e-4 * ref.abs().max()
+
+
+def test_small_unet_parity(tmp_path):
+    ae, unet = random_models("small")
+    spec = export_specs(ae, unet)["unet"]
+    path = export_onnx(spec, tmp_path)
+    inputs = spec.sample_inputs(2)
+    with torch.no_grad():
+        ref = spec.module(*inputs)
+    got = _ort_run(path, spec, inputs)
+    assert (got - ref).abs().max() <= RTOL["unet"] * ref.abs().max()
+
+
+def test_cache_hit_rerun_and_key_changes(tiny, tmp_path):
+    ae, unet, out, paths = tiny
+    stamps = {n: p.stat().st_mtime_ns for n, p in paths.items()}
+    again = export_all(ae, unet, out)
+    assert again == paths and {n: p.stat().st_mtime_ns for n, p in again.items()} == stamps
+    from augpaint_fast.export.onnx_export import onnx_key
+
+    ae2, unet2 = random_models("tiny", seed=1)  # other weights -> other key -> other file name
+    assert onnx_key(export_specs(ae2, unet2)["unet"]) != onnx_key(export_specs(ae, unet)["unet"])
+
+
+def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
+    ae, unet = random_models("tiny")
+    spec = export_specs(ae, unet)["encoder"]
+    path = export_onnx(spec, tmp_path)
+    good = path.read_bytes()
+    key = cache.read_meta(path)["key"]
+    path.write_bytes(good[: len(good) // 2])  # truncated
+    assert cache.lookup(path, key)[0] is False
+    assert "hash mismatch" in cache.lookup(path, key)[1]
+    assert export_onnx(spec, tmp_path) == path and path.read_bytes() == good
+    cache.sidecar(path).write_text("{not json")
+    assert cache.lookup(path, key)[0] is False
+    export_onnx(spec, tmp_path)
+    assert cache.lookup(path, key) == (True, "")
+    assert cache.lookup(path, "other-key")[0] is False
+
+
+def test_pick_batch_and_run_padded():
+    assert [pick_batch(n, (1, 4, 8)) for n in (1, 2, 4, 5, 8, 9)] == [1, 4, 4, 8, 8, 8]
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return x * 2
+
+    x = torch.arange(11.0)[:, None]
+    assert torch.equal(run_padded(fn, [x], (1, 4, 8)), x * 2)
+    assert calls == [8, 4]
+
+
+def test_export_command(tiny, tmp_path, capsys):
+    import argparse
+
+    from augpaint_fast.export.command import add_export_args, export_command
+
+    ae, unet, out, paths = tiny
+    weights = save_weights(tmp_path / "w", ae, unet)  # same weights, saved and reloaded: same cache keys
+    p = argparse.ArgumentParser()
+    add_export_args(p)
+    args = p.parse_args(["--weights", str(weights), "--format", "onnx", "--out", str(out)])
+    export_command(args)
+    assert capsys.readouterr().out.count("cached") == 3
+    assert sorted(out.glob("*.onnx")) == sorted(paths.values())
+    args = p.parse_args(["--weights", str(weights), "--format", "trt", "--out", str(out)])
+    from augpaint_fast.engines.trt_engine import trt_missing
+    from augpaint_fast.errors import AugPaintError
+
+    if trt_missing():
+        with pytest.raises(AugPaintError, match="--format trt is unavailable"):
+            export_command(args)

@@ -1,0 +1,94 @@
+"""Training: resumable, reproducible, and saving loadable checkpoints with the latent statistics."""
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from augpaint_fast.checkpoint import load_model, load_weights_folder
+from augpaint_fast.errors import AugPaintError
+from augpaint_fast.phantom import make_phantom
+from augpaint_fast.training import loop, train_autoencoder, train_ldm
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    make_phantom(root, n=4, seed=3, unlabelled=12, progress=False)
+    return root
+
+
+AE = dict(preset="tiny", steps=6, batch_size=4, checkpoint_every=3, reseed_every=2, progress=False)
+LDM = dict(preset="tiny", steps=6, batch_size=4, checkpoint_every=3, progress=False)
+
+
+def _interrupt_after(monkeypatch, calls):
+    original = loop.Batches.next
+    count = {"n": 0}
+
+    def next_or_stop(self):
+        count["n"] += 1
+        if count["n"] > calls:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(loop.Batches, "next", next_or_stop)
+
+
+def test_autoencoder_and_ldm_train_save_and_load(data, tmp_path):
+    ae = train_autoencoder(data, tmp_path / "w", **AE)
+    assert ae.steps == 6 and ae.codes_used > 0 and ae.heldout_psnr > 5
+    ldm = train_ldm(data, tmp_path / "w", **LDM)
+    autoencoder, ae_cfg, unet, unet_cfg = load_weights_folder(tmp_path / "w")
+    assert unet_cfg.latent_shift == pytest.approx(ldm.latent_shift) and len(unet_cfg.latent_scale) == 3
+    assert not (tmp_path / "w" / "unet" / loop.STATE_FILE).exists()
+    with torch.no_grad():
+        h = autoencoder.encode(torch.zeros(1, 3, 64, 64))
+    assert h.shape == (1, 3, 16, 16)
+
+
+def test_interrupted_ldm_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    train_autoencoder(data, tmp_path / "w", **AE)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "autoencoder").symlink_to(tmp_path / "w" / "autoencoder")
+    train_ldm(data, tmp_path / "a", **LDM)
+
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 4)
+        with pytest.raises(KeyboardInterrupt):
+            train_ldm(data, tmp_path / "b", **LDM)
+    assert (tmp_path / "b" / "unet" / loop.STATE_FILE).exists()
+    train_ldm(data, tmp_path / "b", **LDM)
+    a = load_file(tmp_path / "a" / "unet" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "unet" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_settings_is_refused(data, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 4)
+        with pytest.raises(KeyboardInterrupt):
+            train_autoencoder(data, tmp_path / "w", **AE)
+    with pytest.raises(AugPaintError, match="batch_size"):
+        train_autoencoder(data, tmp_path / "w", **{**AE, "batch_size": 2})
+    (tmp_path / "w" / "autoencoder" / loop.STATE_FILE).write_bytes(b"torn")
+    with pytest.raises(AugPaintError, match="not a readable training state"):
+        train_autoencoder(data, tmp_path / "w", **AE)
+
+
+def test_ldm_needs_an_autoencoder(data, tmp_path):
+    with pytest.raises(AugPaintError, match="autoencoder"):
+        train_ldm(data, tmp_path / "empty", **LDM)
+
+
+def test_ema_warms_up_and_lr_schedule_shape():
+    model = torch.nn.Linear(2, 2, bias=False)
+    ema = loop.EMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)  # decay min(0.999, 2/11): the average moves most of the way at once
+    moved = (ema.shadow["weight"] - (model.weight - 1.0)).mean().item()
+    assert moved == pytest.approx(1 - 2 / 11, rel=1e-5)
+    assert loop.lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert loop.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert loop.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+
