@@ -200,8 +200,12 @@ class Job:
             mask = masks.to_latent(torch.from_numpy(np.stack([m for _, _, m in views]))[:, None], self.factor)
             uids = torch.tensor([uid for _, _, uid, _, _ in batch], dtype=torch.int64)
             z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
-            z = augpaint_sample(self.engine.denoiser, z0, mask, uids, opts.seed, self.schedule,
-                                step=fused.fused_step, callback=lambda j: bar.update(len(batch)))
+            progress = lambda j: bar.update(len(batch))  # noqa: E731
+            graphed = getattr(self.engine, "sample_loop", None)  # U-Net + fused step in one CUDA graph
+            z = graphed(z0, mask, uids, opts.seed, self.schedule, callback=progress) if graphed else None
+            if z is None:
+                z = augpaint_sample(self.engine.denoiser, z0, mask, uids, opts.seed, self.schedule,
+                                    step=fused.fused_step, callback=progress)
             images = self._decode(z)[: len(batch)]
             for (src, k, uid, flip, name), (image_in, label, mask_img), image in zip(batch, views, images):
                 if opts.paste_back:

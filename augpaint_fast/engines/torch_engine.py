@@ -129,6 +129,19 @@ class TorchEngine:
                               inputs, self.batch_sizes)
         return self._out(self._unet(z, t, cond))
 
+    def sample_loop(self, z0, mask, uids, seed, schedule, callback=None) -> torch.Tensor | None:
+        """The whole sampling loop as one CUDA graph of U-Net + fused step + device step counter, replayed S
+        times (``augpaint_fast.graphed``), or None unless on CUDA with ``cuda_graphs`` (the caller then runs
+        ``sampler.augpaint_sample`` over ``denoiser``). Captures the raw U-Net call, not ``_graphed``."""
+        if not (self.device.type == "cuda" and self.cuda_graphs):
+            return None
+        from ..graphed import engine_sample_loop
+
+        def raw(batch):
+            return lambda z, t: self._out(self._unet(self._in(z), t, None))
+
+        return engine_sample_loop(self, raw, z0, mask, uids, seed, schedule, callback)
+
     # -- autoencoder ------------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,7 @@ class TrtEngine:
         self.cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir() / "trt"
         self.batch_sizes = tuple(sorted(batch_sizes or DEFAULT_BATCH_SIZES))
         self.cond = unet.cfg.cond_channels > 0
+        self.cuda_graphs = cuda_graphs
         specs = export_specs(autoencoder, unet, self.batch_sizes)
         dtypes = {"encoder": dtype, "unet": dtype, "decoder": decoder_dtype}
         self.runners = {}
@@ -143,6 +144,19 @@ class TrtEngine:
         if self.cond != (cond is not None):
             raise ValueError("cond must be given exactly when the U-Net is conditional")
         return self.runners["unet"](z, t) if cond is None else self.runners["unet"](z, t, cond)
+
+    def sample_loop(self, z0, mask, uids, seed, schedule, callback=None) -> torch.Tensor | None:
+        """The whole sampling loop as one CUDA graph of U-Net enqueue + fused step + device step counter per
+        batch size (``augpaint_fast.graphed``), or None (caller falls back to ``sampler.augpaint_sample``) unless
+        on CUDA with ``cuda_graphs``, an unconditional U-Net and a batch inside the plan's profile."""
+        if not (self.device.type == "cuda" and self.cuda_graphs) or self.cond:
+            return None
+        if not min(self.batch_sizes) <= z0.shape[0] <= max(self.batch_sizes):
+            return None
+        from ..graphed import engine_sample_loop, trt_denoiser
+
+        return engine_sample_loop(self, lambda batch: trt_denoiser(self.runners["unet"], batch), z0, mask, uids,
+                                  seed, schedule, callback)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.runners["encoder"](x)
