@@ -203,18 +203,7 @@ def engine_sample_loop(engine, denoiser_factory: Callable[[int], Denoiser], z0, 
 def trt_denoiser(runner, batch: int) -> Denoiser:
     """A capturable raw TensorRT U-Net call for one batch size: its own execution context and static
     input/output buffers (not the runner's per-U-Net graph), enqueued on torch's current stream (CUDA only)."""
-    ctx = runner.engine.create_execution_context()
-    inputs = []
-    for name in runner.spec.input_names:
-        _, shape = runner.spec.input_shapes[name]
-        x = torch.zeros((batch, *shape), dtype=runner._torch_dtype(name), device=runner.device)
-        ctx.set_input_shape(name, tuple(x.shape))
-        ctx.set_tensor_address(name, x.data_ptr())
-        inputs.append(x)
-    out_name = runner.spec.output_names[0]
-    out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=runner._torch_dtype(out_name),
-                      device=runner.device)
-    ctx.set_tensor_address(out_name, out.data_ptr())
+    ctx, inputs, out = runner.bind(batch)
 
     def call(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         inputs[0].copy_(z)

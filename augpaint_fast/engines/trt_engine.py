@@ -60,20 +60,25 @@ class _Runner:
             table[trt.bfloat16] = torch.bfloat16
         return table[self.engine.get_tensor_dtype(name)]
 
+    def bind(self, b: int):
+        """A new execution context for batch ``b`` bound to static torch buffers: (context, inputs, output)."""
+        ctx = self.engine.create_execution_context()
+        inputs = []
+        for name in self.spec.input_names:
+            _, shape = self.spec.input_shapes[name]
+            x = torch.zeros((b, *shape), dtype=self._torch_dtype(name), device=self.device)
+            ctx.set_input_shape(name, tuple(x.shape))
+            ctx.set_tensor_address(name, x.data_ptr())
+            inputs.append(x)
+        out_name = self.spec.output_names[0]
+        out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=self._torch_dtype(out_name),
+                          device=self.device)
+        ctx.set_tensor_address(out_name, out.data_ptr())
+        return ctx, inputs, out
+
     def _context(self, b: int):
         if b not in self.contexts:
-            ctx = self.engine.create_execution_context()
-            inputs = []
-            for name in self.spec.input_names:
-                _, shape = self.spec.input_shapes[name]
-                x = torch.zeros((b, *shape), dtype=self._torch_dtype(name), device=self.device)
-                ctx.set_input_shape(name, tuple(x.shape))
-                ctx.set_tensor_address(name, x.data_ptr())
-                inputs.append(x)
-            out_name = self.spec.output_names[0]
-            out = torch.empty(tuple(ctx.get_tensor_shape(out_name)), dtype=self._torch_dtype(out_name),
-                              device=self.device)
-            ctx.set_tensor_address(out_name, out.data_ptr())
+            ctx, inputs, out = self.bind(b)
             graph = None
             if self.graphs:
                 stream = torch.cuda.Stream(self.device)
