@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from . import fused, masks, rng
 from .checkpoint import load_weights_folder, weights_sha256
@@ -23,6 +22,7 @@ from .data import Dataset, NiftiOptions, OutputWriter, resize_image, resize_pair
 from .engines import create_engine
 from .errors import AugPaintError
 from .preview import make_preview
+from .progress import progress as progress_bar
 from .data.imageio import read_image
 from .sampler import augpaint_sample
 from .schedule import ddim_schedule
@@ -99,7 +99,7 @@ def _check_options(opts: SampleOptions) -> None:
 def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
     """Read and check every labelled item, resized to the model's size; raises before anything is written."""
     sources = []
-    for item in tqdm(dataset.labelled, desc="read", disable=None if progress else True):
+    for item in progress_bar(dataset.labelled, enabled=progress, desc="read"):
         sample = dataset.load(item)
         image, label = resize_pair(sample.image, sample.label, size)
         sources.append(Source(item.id, item.image_path, item.label_path, image, label, sample.label,
@@ -192,7 +192,7 @@ class Job:
                 uid = rng.sample_uid(src.id, k)
                 work.append((src, k, uid, masks.flip_for(opts.flip, opts.seed, uid), name))
 
-        bar = tqdm(total=len(work) * opts.steps, desc="sample", unit="step", disable=None if self.progress and work else True)
+        bar = progress_bar(enabled=self.progress and bool(work), total=len(work) * opts.steps, desc="sample", unit="step")
         for start in range(0, len(work), opts.batch_size):
             batch = work[start:start + opts.batch_size]
             views = [self._flipped(src, flip) for src, _, _, flip, _ in batch]

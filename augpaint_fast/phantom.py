@@ -26,6 +26,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from .errors import AugPaintError
+from .progress import progress as progress_bar
 
 
 @dataclass
@@ -155,12 +156,7 @@ def make_phantom(out, n: int, seed: int, size: int = 64, unlabelled: int = 0, cl
         raise AugPaintError(f"cannot create {out} ({e.strerror or e})") from None
     res = PhantomSet(out, class_counts=[0] * classes)
     jobs = [(i, 0) for i in range(n)] + [(i, 1) for i in range(unlabelled)]
-    it = jobs
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(jobs, desc="phantom", unit="img")
-    for i, kind in it:
+    for i, kind in progress_bar(jobs, enabled=progress, desc="phantom", unit="img"):
         img, lab = render_phantom(_rng(seed, i, kind), size, classes)
         if kind == 0:
             ip, lp = out / "images" / f"phantom_{i:04d}.png", out / "labels" / f"phantom_{i:04d}.png"

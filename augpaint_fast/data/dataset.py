@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AugPaintError
+from ..progress import progress as progress_bar
 from . import nifti as _nifti
 from .imageio import IMAGE_SUFFIXES, read_image, read_label
 from .nifti import NiftiOptions
@@ -240,12 +241,7 @@ class Dataset:
         summary = ValidationSummary()
         classes: set[int] = set()
         sizes: set[tuple[int, int]] = set()
-        it = self.labelled
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(it, desc="checking dataset", unit="img")
-        for item in it:
+        for item in progress_bar(self.labelled, enabled=progress, desc="checking dataset", unit="img"):
             s = self.load(item)
             summary.items += 1
             present = set(int(v) for v in np.unique(s.label))
@@ -319,12 +315,7 @@ def load_training_images(root, size: int, nifti: NiftiOptions | None = None, pro
     h, w = _hw(size)
     out = np.empty((len(items), 3, h, w), np.float32)
     n = 0
-    it = items
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(items, desc="loading images", unit="img")
-    for item in it:
+    for item in progress_bar(items, enabled=progress, desc="loading images", unit="img"):
         img = ds.load(item).image
         if skip_constant and float(img.max()) == float(img.min()):
             continue

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ..progress import progress as progress_bar
 from ..checkpoint import save_model
 from ..config import get_preset
 from ..data import load_training_images
@@ -95,7 +95,7 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
     batches = Batches(train_set, batch_size, gen)
 
     t0 = time.perf_counter() - elapsed
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train-ae", disable=None if progress else True)
+    bar = progress_bar(range(start, steps), enabled=progress, initial=start, total=steps, desc="train-ae")
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=100)

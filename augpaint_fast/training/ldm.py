@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from ..progress import progress as progress_bar
 from ..checkpoint import load_model, save_model
 from ..config import get_preset
 from ..data import load_training_images
@@ -39,7 +39,7 @@ def encode_all(autoencoder, images: torch.Tensor, batch_size: int = 64, progress
     autoencoder.eval()
     chunks = range(0, len(images), batch_size)
     return torch.cat([autoencoder.encode(images[i:i + batch_size])
-                      for i in tqdm(chunks, desc="encode", disable=None if progress else True)])
+                      for i in progress_bar(chunks, enabled=progress, desc="encode")])
 
 
 def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 64,
@@ -78,7 +78,7 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
 
     t0 = time.perf_counter() - elapsed
     running = None
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="train-ldm", disable=None if progress else True)
+    bar = progress_bar(range(start, steps), enabled=progress, initial=start, total=steps, desc="train-ldm")
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=200)
