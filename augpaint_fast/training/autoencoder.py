@@ -120,7 +120,7 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
             model.reseed_dead_codes(h, usage, dead_threshold)
             usage.zero_()
         if step % 20 == 0:
-            bar.set_postfix(l1=f"{F.l1_loss(xrec, x).item():.4f}", codes=int((usage > 0).sum()))
+            bar.set_postfix(l1=f"{F.l1_loss(xrec, x).item():.4f}", codes=int((usage > 0).sum()), refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             state = {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(), "usage": usage,
                      "generator": gen.get_state(), "step": step + 1, "seconds": time.perf_counter() - t0}

@@ -94,7 +94,7 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
         ema.update(model)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{running:.4f}")
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_state(folder, {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
                                 "ema": ema.state_dict(), "generator": gen.get_state(), "step": step + 1,
