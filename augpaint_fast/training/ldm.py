@@ -47,7 +47,7 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
               nifti=None, progress: bool = True) -> LDMTrainResult:
     """Train (or resume training) the U-Net of ``preset`` on the latents of ``weights``' autoencoder."""
     cfg = get_preset(preset)
-    autoencoder, ae_cfg = load_model(Path(weights) / "autoencoder", "autoencoder")
+    autoencoder, _ = load_model(Path(weights) / "autoencoder", "autoencoder")
     folder = Path(weights) / "unet"
     settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "data": str(Path(data).resolve())}
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from augpaint_fast.checkpoint import load_model, load_weights_folder
+from augpaint_fast.checkpoint import load_weights_folder
 from augpaint_fast.errors import AugPaintError
 from augpaint_fast.phantom import make_phantom
 from augpaint_fast.training import loop, train_autoencoder, train_ldm
