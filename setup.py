@@ -3,7 +3,14 @@
 Install torch first, pinned (``pip install torch==2.13.0``): the dependency below is a floor, so an
 already-installed CPU build satisfies it and pip pulls nothing else.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
+
+# The package is augpaint_fast/ plus two top-level folders installed inside it (kernels/ -> augpaint_fast.kernels,
+# export/ -> augpaint_fast.export). Sub-packages are discovered, never listed by hand: a listing once left
+# augpaint_fast.engines and augpaint_fast.training out of the wheel.
+_PACKAGE_DIRS = {"augpaint_fast": "augpaint_fast", "augpaint_fast.kernels": "kernels", "augpaint_fast.export": "export"}
+_PACKAGES = [p for root, folder in _PACKAGE_DIRS.items()
+             for p in [root] + [f"{root}.{sub}" for sub in find_packages(folder)]]
 
 # --- optional C++ extension augpaint_fast._C (csrc/): fused step for CPU tensors --------------------------------
 # Plain pybind11 + OpenMP, no libtorch. -ffp-contract=off keeps the float32 arithmetic operation-for-operation the
@@ -52,18 +59,8 @@ setup(
     version="0.1.0",
     description="AugPaint: inpainting-based augmentation for few-label medical image segmentation, fast.",
     python_requires=">=3.10",
-    packages=[
-        "augpaint_fast",
-        "augpaint_fast.models",
-        "augpaint_fast.data",
-        "augpaint_fast.kernels",
-        "augpaint_fast.export",
-    ],
-    package_dir={
-        "augpaint_fast": "augpaint_fast",
-        "augpaint_fast.kernels": "kernels",
-        "augpaint_fast.export": "export",
-    },
+    packages=_PACKAGES,
+    package_dir=_PACKAGE_DIRS,
     package_data={"augpaint_fast": ["assets/weights/tiny/*/*", "assets/*.png"]},
     install_requires=[
         "torch>=2.1",

@@ -10,13 +10,12 @@ The modules exported are thin wrappers over the loaded models:
   ``VQAutoencoder.decode``;
 - ``unet``: (z float32 [B, C, h, w], t int64 [B]) -> eps, or (z, t, cond) for a conditional U-Net.
 
-`pick_batch` and `run_padded` implement the "pad up to a built batch size, slice the outputs" rule that the
-static engines use so that the sampler never needs to know which sizes an engine was built for.
+The static engines pad every call up to one of ``batch_sizes`` (``augpaint_fast.engines.protocol.run_padded``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -117,27 +116,3 @@ def export_specs(autoencoder: nn.Module, unet: nn.Module,
         "decoder": ExportSpec("decoder", DecoderExport(autoencoder), ae_cfg.to_dict(), ("h",), ("x",),
                               {"h": (torch.float32, (ae_cfg.embed_dim, latent, latent))}, **common),
     }
-
-
-def pick_batch(n: int, sizes: Sequence[int]) -> int:
-    """The smallest built size >= n, or the largest built size when n exceeds them all (then chunked)."""
-    for size in sorted(sizes):
-        if size >= n:
-            return size
-    return max(sizes)
-
-
-def run_padded(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], sizes: Sequence[int]) -> torch.Tensor:
-    """Run ``fn`` over inputs whose first axis is the batch, padded (by repeating the last row) up to a size in
-    ``sizes`` and chunked at the largest one; outputs are sliced back to the true batch."""
-    n = inputs[0].shape[0]
-    largest = max(sizes)
-    outs = []
-    for start in range(0, n, largest):
-        chunk = [x[start:start + largest] for x in inputs]
-        m = chunk[0].shape[0]
-        size = pick_batch(m, sizes)
-        if size != m:
-            chunk = [torch.cat([x, x[-1:].expand(size - m, *x.shape[1:])]) for x in chunk]
-        outs.append(fn(*chunk)[:m])
-    return outs[0] if len(outs) == 1 else torch.cat(outs)

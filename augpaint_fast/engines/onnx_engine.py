@@ -129,7 +129,7 @@ class OnnxEngine:
     # -- running one session --------------------------------------------------------------------------
     def _run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
         if self.batch_sizes:
-            from augpaint_fast.export.specs import run_padded
+            from .protocol import run_padded
 
             return run_padded(lambda *xs: self._run_once(name, *xs), inputs, self.batch_sizes)
         return self._run_once(name, *inputs)

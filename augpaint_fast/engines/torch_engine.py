@@ -122,7 +122,7 @@ class TorchEngine:
         z, t = self._in(z), t.to(self.device)
         cond = None if cond is None else self._in(cond)
         if self.cuda_graphs:
-            from augpaint_fast.export.specs import run_padded
+            from .protocol import run_padded
 
             inputs = [z, t] if cond is None else [z, t, cond]
             return run_padded(lambda *xs: self._out(self._graphed(xs[0], xs[1], xs[2] if len(xs) > 2 else None)),

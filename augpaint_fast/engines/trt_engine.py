@@ -106,7 +106,7 @@ class _Runner:
         return out.float().clone()
 
     def __call__(self, *xs: torch.Tensor) -> torch.Tensor:
-        from augpaint_fast.export.specs import run_padded
+        from .protocol import run_padded
 
         xs = tuple(x.to(self.device) for x in xs)
         return run_padded(self._run_fixed, xs, self.batch_sizes)

@@ -11,7 +11,8 @@ import onnx  # noqa: E402
 
 from augpaint_fast.export import cache  # noqa: E402
 from augpaint_fast.export.onnx_export import export_all, export_onnx  # noqa: E402
-from augpaint_fast.export.specs import export_specs, pick_batch, run_padded  # noqa: E402
+from augpaint_fast.engines.protocol import pick_batch, run_padded  # noqa: E402
+from augpaint_fast.export.specs import export_specs  # noqa: E402
 from tests.engines._models import random_models, save_weights  # noqa: E402
 
 # Stated tolerances (float32 ONNX Runtime vs float32 PyTorch, same weights and inputs): max |diff| relative to
