@@ -5,11 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean weights
+WHEEL_DIR := build/wheel-test
+# Rebuild the editable install (and the C++ extension) whenever what it is built from changes.
+STAMP_DEPS := setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h)
+
+.PHONY: demo test wheel-test setup clean weights
 
 setup: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): $(STAMP_DEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
@@ -21,6 +25,23 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+	$(MAKE) wheel-test
+
+# The package as users get it: build the wheel, install it into a fresh venv (torch pinned first), and run it
+# from outside the source tree. An editable install would hide a module or file left out of the wheel.
+wheel-test: $(STAMP)
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PY) -m pip wheel -q --no-deps -w $(WHEEL_DIR)/dist .
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q torch==2.13.0
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(WHEEL_DIR)/dist/augpaint_fast-*.whl
+	cd $(WHEEL_DIR) && venv/bin/python $(CURDIR)/.ci/import_all.py
+	cd $(WHEEL_DIR) && venv/bin/augpaint-fast info | tee info.txt && grep -q "kernel path: cpp" info.txt
+	cd $(WHEEL_DIR) && venv/bin/augpaint-fast make-phantom --out phantom --n 1 && \
+		venv/bin/augpaint-fast sample --data phantom --out samples --n 2 --steps 5 && \
+		test -s samples/images/phantom_0000_1.png && test -s samples/preview.png
+	@echo "wheel-test: the installed wheel imports, reports its C++ kernel and samples"
 
 clean:
 	rm -rf $(VENV) demo_out build *.egg-info

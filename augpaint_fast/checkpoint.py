@@ -9,15 +9,13 @@ Layout of a weights folder::
 ``config.json`` is ``{"kind": "autoencoder" | "unet", "format_version": 1, "config": {...}, ...}``; any other
 top-level keys (e.g. training information) are kept as metadata and ignored by the loader.
 ``model.safetensors`` holds the model's ``state_dict()`` under its own parameter names, stored as saved and
-loaded as float32. Files are written atomically (a temporary file in the same folder, then ``os.replace``).
+loaded as float32; a tensor holding NaN or Inf is refused. Files are written atomically (``augpaint_fast.atomic``).
 Every problem the user can cause raises `AugPaintError` with a one-line message naming the path.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_write
 from .config import AutoencoderConfig, UNetConfig
 from .errors import AugPaintError
 from .models import UNet, VQAutoencoder
@@ -40,18 +39,6 @@ MODEL_KINDS: dict[str, tuple[type, Callable[[Any], nn.Module]]] = {
 }
 """kind -> (config class with ``from_dict``/``to_dict``, model constructor taking that config). Models are
 built on the meta device and then given the stored tensors, so all their state must be in ``state_dict()``."""
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` for a temporary file beside ``path``, then move it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _model_kind(kind: str) -> tuple[type, Callable[[Any], nn.Module]]:
@@ -83,9 +70,9 @@ def save_model(model: nn.Module, folder: Path, kind: str, extra: dict[str, Any] 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
-        _write_atomic(folder / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
+        atomic_write(folder / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
         text = json.dumps(meta, indent=2, sort_keys=False) + "\n"
-        _write_atomic(folder / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+        atomic_write(folder / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise AugPaintError(f"cannot write checkpoint to {folder}: {_one_line(exc)}") from None
 
@@ -149,6 +136,10 @@ def load_model(folder: Path, kind: str, map_location: str | torch.device = "cpu"
             )
         if not tensors[name].is_floating_point():
             raise AugPaintError(f"{path}: tensor {name} has dtype {tensors[name].dtype}, expected floating point")
+        if not bool(torch.isfinite(tensors[name]).all()):
+            bad = int((~torch.isfinite(tensors[name])).sum())
+            raise AugPaintError(f"{path}: tensor {name} holds {bad} NaN/Inf value(s); the checkpoint is corrupt "
+                                f"(a diverged training run?) and cannot be used")
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise AugPaintError(f"{path} does not match its config: unexpected tensor {unexpected[0]}")

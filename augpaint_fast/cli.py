@@ -24,6 +24,33 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="CT window instead of per-volume percentile normalisation")
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The engine and every option of it; an option the chosen engine does not take is refused in one line."""
+    from .engines import ENGINES
+
+    g = p.add_argument_group("engine", "how the models run (`augpaint-fast info` lists the engines available here)")
+    g.add_argument("--engine", default="torch", help=f"one of: {', '.join(ENGINES)} (default torch)")
+    g.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
+    g.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="U-Net (and trt encoder) compute dtype (default float32; trt builds float16)")
+    g.add_argument("--autoencoder-dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="torch: encoder/decoder compute dtype (default float32)")
+    g.add_argument("--decoder-dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="trt: decoder plan precision (default float32: the codebook lookup stays exact)")
+    g.add_argument("--cuda-graphs", default=None, action=argparse.BooleanOptionalAction,
+                   help="torch/trt on CUDA: capture the U-Net call and the whole sampling loop in CUDA graphs "
+                        "(torch default off, trt default on)")
+    g.add_argument("--compile", default=None, choices=["default", "reduce-overhead", "max-autotune"],
+                   help="torch: torch.compile the U-Net with this mode")
+    g.add_argument("--channels-last", default=None, action="store_true", help="torch: NHWC memory format")
+    g.add_argument("--engine-batch-sizes", type=int, nargs="+", default=None, metavar="B",
+                   help="batch sizes static engines are built/captured for (trt profile, CUDA graphs, onnx "
+                        "fixed shapes); calls are padded up to one of them")
+    g.add_argument("--threads", type=int, default=None, help="onnx: intra-op threads (default: physical cores)")
+    g.add_argument("--engine-cache", type=Path, default=None,
+                   help="where onnx/trt exports and engines are cached (default $AUGPAINT_FAST_CACHE or ~/.cache)")
+
+
 def _nifti(args):
     from .data import NiftiOptions
 
@@ -32,7 +59,6 @@ def _nifti(args):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .engines import ENGINES
     from .export.command import add_export_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
@@ -52,12 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                    "both or random (paper §4.4)")
     s.add_argument("--seed", type=int, default=0, help="unsigned 32-bit seed; fixes every random number")
     s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--engine", default="torch", help=f"one of: {', '.join(ENGINES)} (see `augpaint-fast info`)")
-    s.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                   help="engine compute dtype (default float32 on CPU; trt builds fp16 unless told)")
-    s.add_argument("--device", default=None, help="cpu (default) or cuda")
-    s.add_argument("--engine-cache", type=Path, default=None,
-                   help="where onnx/trt exports and engines are cached (default $AUGPAINT_FAST_CACHE or ~/.cache)")
+    _add_engine_args(s)
     s.add_argument("--output-size", default="model", choices=["model", "source"],
                    help="write pairs at the model's size (default) or resized back to the source's size")
     s.add_argument("--paste-back", action="store_true",
@@ -97,9 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+# command-line flag -> engine constructor option (given flags only; create_engine refuses the ones an engine lacks)
+ENGINE_FLAGS = {"dtype": "dtype", "device": "device", "engine_cache": "cache_dir",
+                "autoencoder_dtype": "autoencoder_dtype", "decoder_dtype": "decoder_dtype",
+                "cuda_graphs": "cuda_graphs", "compile": "compile", "channels_last": "channels_last",
+                "engine_batch_sizes": "batch_sizes", "threads": "threads"}
+
+
 def _engine_options(args) -> dict:
     """The engine flags given on the command line, under the names the engines' constructors take."""
-    options = {"dtype": args.dtype, "device": args.device, "cache_dir": args.engine_cache}
+    options = {opt: getattr(args, flag) for flag, opt in ENGINE_FLAGS.items()}
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
 
 

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import torch
 
+from .masks import canonical_mask
 from .sampler import fused_step_ref
 
 PATHS = ("ref", "cpp", "triton")
@@ -121,23 +122,31 @@ def kernel_status() -> dict:
     return status
 
 
-def _check_shapes(z_in, eps, z0, mask) -> None:
+def _check_operands(z_in, eps, z0, mask, uids, table=None) -> None:
+    """Shapes agree and every tensor operand lives on z_in's device (a step never moves data between devices)."""
     if z_in.dim() != 4:
         raise ValueError(f"z_in must be [B, C, h, w], got {tuple(z_in.shape)}")
     if eps.shape != z_in.shape or z0.shape != z_in.shape:
         raise ValueError(f"z_in, eps, z0 shapes differ: {tuple(z_in.shape)}, {tuple(eps.shape)}, {tuple(z0.shape)}")
+    named = {"z_in": z_in, "eps": eps, "z0": z0, "mask": mask, "uids": uids, "table": table}
+    devices = {name: t.device for name, t in named.items() if isinstance(t, torch.Tensor)}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{name} on {dev}" for name, dev in devices.items())
+        raise ValueError(f"fused step operands are on different devices ({where}); the caller must place them "
+                         f"on one device")
 
 
-def _canonical_mask(mask: torch.Tensor, shape: torch.Size, allowed) -> tuple[torch.Tensor, bool]:
-    """(contiguous mask [B, 1 or C, h, w] in an allowed dtype, per_element)."""
-    B, C, h, w = shape
-    if mask.dim() != 4:
-        mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
-    per_element = mask.shape[1] != 1
-    mask = mask.expand(B, C if per_element else 1, h, w)
-    if mask.dtype not in allowed:
-        mask = mask.to(torch.float32)  # what the reference does; exact for 0/1 masks
-    return mask.contiguous(), per_element
+def _require_cpu_buffer(name: str, t: torch.Tensor, dtype: torch.dtype | tuple, shape: tuple) -> None:
+    """The C++ kernel reads raw pointers: refuse anything but a contiguous CPU tensor of the expected kind."""
+    dtypes = dtype if isinstance(dtype, tuple) else (dtype,)
+    if t.device.type != "cpu":
+        raise ValueError(f"C++ fused step: {name} is on {t.device}; the C++ kernel reads CPU memory only")
+    if t.dtype not in dtypes:
+        raise ValueError(f"C++ fused step: {name} is {t.dtype}, expected {' or '.join(map(str, dtypes))}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"C++ fused step: {name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+    if not t.is_contiguous():
+        raise ValueError(f"C++ fused step: {name} is not contiguous")
 
 
 def fused_step_cpp(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask: torch.Tensor,
@@ -145,31 +154,40 @@ def fused_step_cpp(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask
                    out: torch.Tensor | None = None, num_threads: int = 0) -> torch.Tensor:
     """The fused step with the C++/OpenMP kernel (CPU tensors); same contract as ``fused_step_ref``.
 
-    Zero-copy for contiguous inputs that share one latent dtype (fp32/fp16/bf16) and a mask in fp32/fp16/bf16/
-    uint8/bool; anything else is converted first (mixed latent dtypes run in fp32 and are cast back, exactly the
-    reference's rounding). ``out`` may be ``z_in`` (in place).
+    Every operand must be a CPU tensor (a tensor on another device raises ValueError: the kernel reads raw
+    pointers). Zero-copy for contiguous inputs that share one latent dtype (fp32/fp16/bf16) and a mask in
+    fp32/fp16/bf16/uint8/bool; anything else is converted first (mixed latent dtypes run in fp32 and are cast
+    back, exactly the reference's rounding). ``out`` may be ``z_in`` (in place).
     """
     mod, why = _cpp()
     if mod is None:
         raise RuntimeError(why)
-    _check_shapes(z_in, eps, z0, mask)
+    uids = torch.as_tensor(uids, dtype=torch.int64)
+    _check_operands(z_in, eps, z0, mask, uids, table)
+    if out is not None and out.device != z_in.device:
+        raise ValueError(f"C++ fused step: out is on {out.device}, the operands on {z_in.device}")
     out_dtype = z_in.dtype
     dt = z_in.dtype if (z_in.dtype in _CPP_LATENT and eps.dtype == z_in.dtype == z0.dtype) else torch.float32
     z, e, c = (x.to(dt).contiguous() for x in (z_in, eps, z0))
-    m, per_element = _canonical_mask(mask, z.shape, _CPP_MASK)
+    m, per_element = canonical_mask(mask, z.shape, tuple(_CPP_MASK))
     if m.dtype == torch.bool:
         m = m.view(torch.uint8)
-    tab = table.to(device="cpu", dtype=torch.float32).contiguous()
+    tab = table.to(torch.float32).contiguous()
     step = int(j)
+    if tab.dim() != 2 or tab.shape[1] != 8:
+        raise ValueError(f"C++ fused step: table must be [S, 8] (DDIMSchedule.table()), got {tuple(tab.shape)}")
     if not 0 <= step < tab.shape[0]:
         raise IndexError(f"step {step} outside the schedule's {tab.shape[0]} calls")
-    u = torch.as_tensor(uids, dtype=torch.int64).reshape(-1).contiguous()
+    u = uids.reshape(-1).contiguous()
     B, C, h, w = z.shape
     if u.numel() != B:
         raise ValueError(f"{u.numel()} uids for a batch of {B}")
-    direct = out is not None and dt == out_dtype and out.dtype == dt and out.shape == z.shape \
-        and out.is_contiguous() and out.device.type == "cpu"
+    direct = out is not None and dt == out_dtype and out.dtype == dt and out.shape == z.shape and out.is_contiguous()
     res = out if direct else torch.empty_like(z)
+    for name, t, dtype, shape in (("out", res, dt, z.shape), ("z_in", z, dt, z.shape), ("eps", e, dt, z.shape),
+                                  ("z0", c, dt, z.shape), ("mask", m, tuple(_CPP_MASK), m.shape),
+                                  ("table", tab, torch.float32, tab.shape), ("uids", u, torch.int64, (B,))):
+        _require_cpu_buffer(name, t, dtype, shape)
     mod.fused_step(res.data_ptr(), z.data_ptr(), e.data_ptr(), c.data_ptr(), m.data_ptr(), tab.data_ptr(),
                    tab.shape[0], u.data_ptr(), B, C, h * w, per_element, _CPP_LATENT[dt], _CPP_MASK[m.dtype],
                    step, int(seed) & 0xFFFFFFFF, num_threads)
@@ -194,7 +212,9 @@ _IMPLS = {"cpp": fused_step_cpp, "triton": fused_step_triton}
 
 def fused_step(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask: torch.Tensor, table: torch.Tensor,
                j: int | torch.Tensor, seed: int, uids: torch.Tensor) -> torch.Tensor:
-    """Steps (2)-(5) of call j (``sampler.fused_step_ref``'s contract) on the fastest path for z_in's device."""
+    """Steps (2)-(5) of call j (``sampler.fused_step_ref``'s contract) on the fastest path for the operands'
+    device. Every tensor operand must be on one device (ValueError otherwise, before any kernel runs)."""
+    _check_operands(z_in, eps, z0, mask, uids, table)
     path = kernel_path(z_in.device)
     if path == "ref":
         return fused_step_ref(z_in, eps, z0, mask, table, int(j), seed, uids)

@@ -1,10 +1,16 @@
 """The sampling job: a dataset of labelled images in, AugPaint image/label pairs out.
 
 For each labelled source: resize to the model's size, build its known mask (``masks``), encode it once; then
-run the sampler (``sampler.augpaint_sample``) over batches of (source, k) samples, decode in batches and write
+sample batches of (source, k) through the engine (``engines.sample``), decode in batches and write
 ``OUT/images/<source>_<k>.png``, ``OUT/labels/<source>_<k>.png``, one line per pair in ``OUT/manifest.jsonl``
 and ``OUT/preview.png``. Every input is read and checked before anything is written; pairs are written
 atomically and recorded as they finish, so an interrupted run loses nothing and a rerun skips what is done.
+
+Device placement has one owner, the job: it runs on ``engine.device`` end to end. Each (source, flip) image is
+uploaded once and encoded there, its clean latent and latent-size known mask stay there for its other
+samples, and uids, shift and scale are created there; results come back to the host once per batch, after
+decoding. Nothing below the job moves tensors between devices (the engines and kernels refuse inputs on
+another device).
 """
 from __future__ import annotations
 
@@ -19,12 +25,11 @@ from scipy import ndimage
 from . import fused, masks, rng
 from .checkpoint import load_weights_folder, weights_sha256
 from .data import Dataset, NiftiOptions, OutputWriter, resize_image, resize_pair
-from .engines import create_engine
+from .engines import create_engine, sample
 from .errors import AugPaintError
 from .preview import make_preview
 from .progress import progress as progress_bar
 from .data.imageio import read_image
-from .sampler import augpaint_sample
 from .schedule import ddim_schedule
 
 PREVIEW_ROWS = 6
@@ -135,11 +140,12 @@ class Job:
         self.opts, self.progress = opts, progress
         self.weights = Path(weights)
         self.autoencoder, ae_cfg, self.unet, unet_cfg = load_weights_folder(self.weights)
-        self.factor = 2 ** (len(ae_cfg.ch_mult) - 1)
+        self.factor = ae_cfg.downsample_factor
         self.size = unet_cfg.latent_size * self.factor
-        self.shift = torch.tensor(unet_cfg.latent_shift, dtype=torch.float32)[None, :, None, None]
-        self.scale = torch.tensor(unet_cfg.latent_scale, dtype=torch.float32)[None, :, None, None]
         self.engine = create_engine(opts.engine, self.autoencoder, self.unet, **opts.engine_options)
+        self.device = self.engine.device
+        self.shift = torch.tensor(unet_cfg.latent_shift, dtype=torch.float32, device=self.device)[None, :, None, None]
+        self.scale = torch.tensor(unet_cfg.latent_scale, dtype=torch.float32, device=self.device)[None, :, None, None]
         self.schedule = ddim_schedule(opts.steps, opts.eta)
         self.dataset = Dataset.open(data, nifti=opts.nifti, max_classes=opts.max_classes)
         self.sources = load_sources(self.dataset, self.size, progress)
@@ -149,7 +155,8 @@ class Job:
                            "output_size": opts.output_size, "paste_back": opts.paste_back}
         self.writer = OutputWriter(Path(out), self.run_config)
         self.out = Path(out)
-        self._z0: dict[tuple[str, tuple[bool, bool]], torch.Tensor] = {}
+        self._z0: dict[tuple[str, tuple[bool, bool]], torch.Tensor] = {}  # on the device
+        self._mask: dict[tuple[str, tuple[bool, bool]], torch.Tensor] = {}  # latent-size known masks, on the device
 
     # -- the per-sample view of a source ---------------------------------------------------------------
     def _flipped(self, src: Source, flip: tuple[bool, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,25 +165,37 @@ class Job:
         return image, label, masks.known_mask(label, self.opts.mask_mode, self.opts.margin)
 
     def _clean_latents(self, keys: list[tuple[str, tuple[bool, bool]]], images: list[np.ndarray]) -> torch.Tensor:
-        """Normalised clean latents z0 = (E(x) - shift) / scale, [len(keys), C, h, w].
+        """Normalised clean latents z0 = (E(x) - shift) / scale, [len(keys), C, h, w] on the device.
 
-        Each (source, flip) is encoded once, in batches, and kept for the source's other samples.
+        Each (source, flip) is uploaded and encoded once, in batches, and kept for the source's other samples.
         """
         todo = {key: image for key, image in zip(keys, images) if key not in self._z0}
         pending = list(todo.items())
         for i in range(0, len(pending), self.opts.batch_size):
             chunk = pending[i:i + self.opts.batch_size]
-            x = _pad(torch.from_numpy(np.stack([image for _, image in chunk])), self.opts.batch_size)
-            for (key, _), z in zip(chunk, (self.engine.encode(x) - self.shift) / self.scale):
+            x = torch.from_numpy(np.stack([image for _, image in chunk])).to(self.device)  # the one upload
+            h = self.engine.encode(_pad(x, self.opts.batch_size))
+            if not bool(torch.isfinite(h[: len(chunk)]).all()):
+                raise AugPaintError(f"the encoder produced NaN/Inf latents for {', '.join(k[0] for k, _ in chunk)} "
+                                    f"(weights {self.weights}); the autoencoder checkpoint is broken")
+            for (key, _), z in zip(chunk, (h - self.shift) / self.scale):
                 self._z0[key] = z
         return torch.stack([self._z0[key] for key in keys])
 
+    def _known_masks(self, keys: list[tuple[str, tuple[bool, bool]]], image_masks: list[np.ndarray]) -> torch.Tensor:
+        """Latent-size known masks [len(keys), 1, h, w] on the device, max-pooled once per (source, flip)."""
+        for key, m in zip(keys, image_masks):
+            if key not in self._mask:
+                self._mask[key] = masks.to_latent(torch.from_numpy(m)[None, None].to(self.device), self.factor)[0]
+        return torch.stack([self._mask[key] for key in keys])
+
     def _decode(self, z: torch.Tensor) -> np.ndarray:
-        return self.engine.decode(z * self.scale + self.shift).clamp(-1, 1).numpy()
+        """Decoded images [B, 3, H, W] in [-1, 1], brought to the host: the batch's one download."""
+        return self.engine.decode(z * self.scale + self.shift).clamp(-1, 1).cpu().numpy()
 
     def run(self) -> SampleSummary:
         opts = self.opts
-        summary = SampleSummary(sources=len(self.sources), kernel_path=fused.kernel_path(torch.device("cpu")),
+        summary = SampleSummary(sources=len(self.sources), kernel_path=fused.kernel_path(self.device),
                                 out=str(self.out))
         t0 = time.perf_counter()
         work = []  # (source, k, uid, flip, name)
@@ -193,37 +212,39 @@ class Job:
                 work.append((src, k, uid, masks.flip_for(opts.flip, opts.seed, uid), name))
 
         bar = progress_bar(enabled=self.progress and bool(work), total=len(work) * opts.steps, desc="sample", unit="step")
-        for start in range(0, len(work), opts.batch_size):
-            batch = work[start:start + opts.batch_size]
-            views = [self._flipped(src, flip) for src, _, _, flip, _ in batch]
-            z0 = self._clean_latents([(src.id, flip) for src, _, _, flip, _ in batch], [v[0] for v in views])
-            mask = masks.to_latent(torch.from_numpy(np.stack([m for _, _, m in views]))[:, None], self.factor)
-            uids = torch.tensor([uid for _, _, uid, _, _ in batch], dtype=torch.int64)
-            z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
-            progress = lambda j: bar.update(len(batch))  # noqa: E731
-            graphed = getattr(self.engine, "sample_loop", None)  # U-Net + fused step in one CUDA graph
-            z = graphed(z0, mask, uids, opts.seed, self.schedule, callback=progress) if graphed else None
-            if z is None:
-                z = augpaint_sample(self.engine.denoiser, z0, mask, uids, opts.seed, self.schedule,
-                                    step=fused.fused_step, callback=progress)
-            images = self._decode(z)[: len(batch)]
-            for (src, k, uid, flip, name), (image_in, label, mask_img), image in zip(batch, views, images):
-                if opts.paste_back:
-                    w = feathered(mask_img)[None]
-                    image = w * image_in + (1.0 - w) * image
-                if opts.output_size == "source":
-                    image = resize_image(image, src.source_size)
-                    label = masks.apply_flip(src.source_label, flip)
-                record = {"source": src.id, "source_image": str(src.image_path.resolve()),
-                          "source_label": str(src.label_path.resolve()),
-                          "k": k, "uid": uid,
-                          "flipped": [bool(flip[0]), bool(flip[1])], "weights": str(self.weights.resolve()),
-                          "engine": opts.engine, "engine_options": opts.engine_options,
-                          "batch_size": opts.batch_size, "kernel": summary.kernel_path,
-                          **self.run_config}
-                self.writer.write_pair(name, image.astype(np.float32), label, record)
-                summary.written += 1
-        bar.close()
+        try:
+            for start in range(0, len(work), opts.batch_size):
+                batch = work[start:start + opts.batch_size]
+                views = [self._flipped(src, flip) for src, _, _, flip, _ in batch]
+                keys = [(src.id, flip) for src, _, _, flip, _ in batch]
+                z0 = self._clean_latents(keys, [v[0] for v in views])
+                mask = self._known_masks(keys, [v[2] for v in views])
+                uids = torch.tensor([uid for _, _, uid, _, _ in batch], dtype=torch.int64, device=self.device)
+                z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
+                z, summary.kernel_path = sample(self.engine, z0, mask, uids, opts.seed, self.schedule,
+                                                callback=lambda j: bar.update(len(batch)))
+                if not bool(torch.isfinite(z).all()):
+                    raise AugPaintError(f"sampling produced NaN/Inf latents for {', '.join(n for *_, n in batch)} "
+                                        f"(weights {self.weights}); the U-Net checkpoint is broken")
+                images = self._decode(z)[: len(batch)]
+                for (src, k, uid, flip, name), (image_in, label, mask_img), image in zip(batch, views, images):
+                    if opts.paste_back:
+                        w = feathered(mask_img)[None]
+                        image = w * image_in + (1.0 - w) * image
+                    if opts.output_size == "source":
+                        image = resize_image(image, src.source_size)
+                        label = masks.apply_flip(src.source_label, flip)
+                    record = {"source": src.id, "source_image": str(src.image_path.resolve()),
+                              "source_label": str(src.label_path.resolve()),
+                              "k": k, "uid": uid,
+                              "flipped": [bool(flip[0]), bool(flip[1])], "weights": str(self.weights.resolve()),
+                              "engine": opts.engine, "engine_options": opts.engine_options,
+                              "batch_size": opts.batch_size, "kernel": summary.kernel_path,
+                              **self.run_config}
+                    self.writer.write_pair(name, image.astype(np.float32), label, record)
+                    summary.written += 1
+        finally:
+            bar.close()  # before any error line, so that line is the last one
         summary.seconds = time.perf_counter() - t0
         self._preview()
         return summary

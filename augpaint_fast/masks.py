@@ -79,6 +79,23 @@ def to_latent(mask: np.ndarray | torch.Tensor, factor: int) -> torch.Tensor:
     return out[0, 0] if squeeze else out
 
 
+def canonical_mask(mask: torch.Tensor, shape: tuple[int, ...] | torch.Size,
+                   dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> tuple[torch.Tensor, bool]:
+    """A latent mask as every step implementation reads it: ``(mask, per_element)``.
+
+    ``mask`` is [h, w], [1|C, h, w] or [B, 1|C, h, w] (1 = known); ``shape`` is the latents' [B, C, h, w].
+    Returns a contiguous [B, 1, h, w] (broadcast over channels, ``per_element`` False) or [B, C, h, w] mask,
+    converted to float32 when its dtype is not in ``dtypes`` (exact for 0/1 masks). It stays on its device.
+    """
+    B, C, h, w = shape
+    m = mask if mask.dim() == 4 else mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+    per_element = m.shape[1] != 1
+    m = m.expand(B, C if per_element else 1, h, w)
+    if m.dtype not in dtypes:
+        m = m.to(torch.float32)
+    return m.contiguous(), per_element
+
+
 def flip_for(mode: str, seed: int, uid: int) -> tuple[bool, bool]:
     """(flip_vertical, flip_horizontal) for a sample (paper §4.4).
 

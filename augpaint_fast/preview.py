@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import AugPaintError
+from .masks import known_mask
 
 # tab10-like class colours (class 1 first)
 PALETTE = np.array(
@@ -41,16 +42,6 @@ def _rgb_uint8(image: np.ndarray) -> np.ndarray:
     x = x[:3]
     u = np.clip(np.rint((x.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.moveaxis(u, 0, -1))
-
-
-def _boxes_mask(label: np.ndarray) -> np.ndarray:
-    known = np.zeros(label.shape, bool)
-    for k in np.unique(label):
-        if k == 0:
-            continue
-        ys, xs = np.nonzero(label == k)
-        known[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1] = True
-    return known
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
@@ -102,7 +93,7 @@ def make_preview(rows, path, max_samples: int = 6, boxes=None, known=None) -> Pa
         elif known is not None:
             kmask = np.asarray(known[r]).astype(bool)
         else:
-            kmask = _boxes_mask(lab)
+            kmask = known_mask(lab, "box") > 0
         s = max(1, -(-MIN_TILE // min(sh, sw)))
         # outline computed at tile resolution, so it is 1 px wide whatever the upscale
         edge = _outline(_up(kmask, s)) if kmask.any() else None

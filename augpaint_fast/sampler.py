@@ -56,13 +56,14 @@ def fused_step_ref(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask
     z_in, eps, z0: [B, C, h, w]; mask: [B, 1, h, w] or [B, C, h, w], 1 = known; table: ``DDIMSchedule.table()``
     [S, 8] float32; uids: int64 [B]. The noises e_j (stream 2 + 2j) and xi_j (stream 3 + 2j) come from
     ``rng.normal`` for each sample's uid, so the result does not depend on the batch it is computed in.
+    Every tensor argument lives on one device (the noise is generated there); ``table`` may be anywhere.
     """
     shape = tuple(z_in.shape[1:])
-    coef = table[j].to(device="cpu", dtype=torch.float32)
+    coef = table[j].to(device="cpu", dtype=torch.float32)  # 0-dim CPU scalars mix with any device
     z, e, clean = (x.to(torch.float32) for x in (z_in, eps, z0))
     m = mask.to(torch.float32)
-    e_j = rng.normal(seed, uids, rng.stream_e(j), shape).to(z.device)
-    xi_j = rng.normal(seed, uids, rng.stream_xi(j), shape).to(z.device)
+    e_j = rng.normal(seed, uids, rng.stream_e(j), shape)
+    xi_j = rng.normal(seed, uids, rng.stream_xi(j), shape)
     x0 = (z - coef[COL_SQRT_1MA] * e) * coef[COL_RSQRT_A]
     zprev = coef[COL_SQRT_AP] * x0 + coef[COL_DIR] * e + coef[COL_SIGMA] * xi_j
     known = coef[COL_SQRT_AP] * clean + coef[COL_SQRT_1MAP] * e_j
@@ -71,11 +72,12 @@ def fused_step_ref(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask
 
 def initial_latent(z0: torch.Tensor, mask: torch.Tensor, table: torch.Tensor, seed: int,
                    uids: torch.Tensor) -> torch.Tensor:
-    """The first U-Net input: the known part noised to call 0's level, pure noise elsewhere."""
+    """The first U-Net input: the known part noised to call 0's level, pure noise elsewhere (on z0's device,
+    where ``uids`` must live too)."""
     shape = tuple(z0.shape[1:])
     coef = table[0].to(device="cpu", dtype=torch.float32)
-    zhat = rng.normal(seed, uids, rng.STREAM_ZHAT, shape).to(z0.device)
-    e_init = rng.normal(seed, uids, rng.STREAM_E_INIT, shape).to(z0.device)
+    zhat = rng.normal(seed, uids, rng.STREAM_ZHAT, shape)
+    e_init = rng.normal(seed, uids, rng.STREAM_E_INIT, shape)
     m = mask.to(torch.float32)
     known = coef[COL_SQRT_A] * z0.to(torch.float32) + coef[COL_SQRT_1MA] * e_init
     return (m * known + (1.0 - m) * zhat).to(z0.dtype)
@@ -91,7 +93,7 @@ def augpaint_sample(denoiser: Denoiser, z0: torch.Tensor, mask: torch.Tensor, ui
     ``step`` is the fused-step implementation (reference, C++ or Triton: same signature); ``callback(j)``
     runs after every call (progress bars).
     """
-    uids = torch.as_tensor(uids, dtype=torch.int64)
+    uids = uids.to(torch.int64) if isinstance(uids, torch.Tensor) else torch.as_tensor(uids, device=z0.device)
     table = schedule.table(z0.device)
     timesteps = torch.as_tensor(schedule.timesteps, device=z0.device)
     z = initial_latent(z0, mask, table, seed, uids)

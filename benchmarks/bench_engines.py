@@ -1,9 +1,10 @@
-"""Engine benchmark (issue #4): U-Net calls/s, samples/s for 50-step sampling and the fraction of the machine's
+"""Engine benchmark: U-Net calls/s, samples/s for 50-step sampling and the fraction of the machine's
 measured dense peak, per engine, dtype and batch size, on the ``small`` preset (random weights: speed does
 not depend on the values). Not a test.
 
     python benchmarks/bench_engines.py                       # all configs, batches 1 4 8 16
     python benchmarks/bench_engines.py --configs torch-fp32 onnx-fp32 --batches 8 --reps 3
+    python benchmarks/bench_engines.py --device cuda --configs torch-fp32 torch-fp16 torch-fp16-graphs trt-fp16
 
 samples/s for 50-step sampling = B / (encode + 50 x (U-Net + fused step) + decode), each part timed
 separately (median of --reps) on the same engine; --full runs the real `augpaint_sample` loop instead.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpaint_fast import fused  # noqa: E402
 from augpaint_fast.config import get_preset  # noqa: E402
-from augpaint_fast.engines import create_engine  # noqa: E402
+from augpaint_fast.engines import create_engine, sample  # noqa: E402
 from augpaint_fast.flops import count_flops  # noqa: E402
 from augpaint_fast.models import UNet, VQAutoencoder  # noqa: E402
 from augpaint_fast.sampler import augpaint_sample  # noqa: E402
@@ -38,9 +39,21 @@ CONFIGS = {
     "torch-bf16": ("torch", dict(dtype="bfloat16")),
     "torch-bf16-cl": ("torch", dict(dtype="bfloat16", channels_last=True)),
     "onnx-fp32": ("onnx", dict()),
+    # GPU configurations (--device cuda)
+    "torch-fp16": ("torch", dict(dtype="float16")),
+    "torch-fp16-graphs": ("torch", dict(dtype="float16", cuda_graphs=True)),
+    "trt-fp16": ("trt", dict(dtype="float16")),
 }
 DTYPE_OF = {"torch-fp32": torch.float32, "torch-fp32-cl": torch.float32, "onnx-fp32": torch.float32,
-            "torch-bf16": torch.bfloat16, "torch-bf16-cl": torch.bfloat16}
+            "torch-bf16": torch.bfloat16, "torch-bf16-cl": torch.bfloat16, "torch-fp16": torch.float16,
+            "torch-fp16-graphs": torch.float16, "trt-fp16": torch.float16}
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    """Wait for queued GPU work: CUDA calls return before the work is done, so a timer read needs this."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def timeit(fn, reps: int, warmup: int = 1) -> float:
@@ -48,20 +61,22 @@ def timeit(fn, reps: int, warmup: int = 1) -> float:
         fn()
     times = []
     for _ in range(reps):
+        _sync()
         t0 = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
 @torch.inference_mode()
 def dense_peak(dtype: torch.dtype, reps: int = 3) -> tuple[float, str]:
-    """Best FLOP/s of a 2048^3 matmul and a 3x3 conv (B=8, 256->256 ch, 64x64), in ``dtype``."""
+    """Best FLOP/s of a 2048^3 matmul and a 3x3 conv (B=8, 256->256 ch, 64x64), in ``dtype``, on DEVICE."""
     n = 2048
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
     mm = 2 * n**3 / timeit(lambda: a @ b, reps)
-    x = torch.randn(8, 256, 64, 64, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(8, 256, 64, 64, dtype=dtype, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(DEVICE, dtype).to(memory_format=torch.channels_last)
     cv = 2 * 8 * 256 * 256 * 9 * 64 * 64 / timeit(lambda: conv(x), reps)
     return (mm, "matmul") if mm >= cv else (cv, "conv3x3")
 
@@ -69,14 +84,14 @@ def dense_peak(dtype: torch.dtype, reps: int = 3) -> tuple[float, str]:
 def bf16_quality(ae, unet, preset) -> str:
     lat = preset.unet.latent_size
     g = torch.Generator().manual_seed(0)
-    z0 = torch.randn(8, 3, lat, lat, generator=g)
-    mask = torch.zeros(8, 1, lat, lat)
+    z0 = torch.randn(8, 3, lat, lat, generator=g).to(DEVICE)
+    mask = torch.zeros(8, 1, lat, lat, device=DEVICE)
     mask[:, :, : lat // 2] = 1
-    uids = torch.arange(8, dtype=torch.int64)
+    uids = torch.arange(8, dtype=torch.int64, device=DEVICE)
     sched = ddim_schedule(50, 1.0)
     out = {}
     for label, opts in (("fp32", {}), ("bf16", {"dtype": "bfloat16"})):
-        eng = create_engine("torch", ae, unet, **opts)
+        eng = create_engine("torch", ae, unet, device=str(DEVICE), **opts)
         out[label] = augpaint_sample(eng.denoiser, z0, mask, uids, 7, sched, step=fused.fused_step)
     a, b = out["fp32"], out["bf16"]
     gen = mask.expand_as(a) == 0
@@ -88,6 +103,7 @@ def bf16_quality(ae, unet, preset) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="small")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (GPU configurations: torch-fp16*, trt-fp16)")
     ap.add_argument("--configs", nargs="+", default=["torch-fp32", "torch-bf16", "onnx-fp32"])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--reps", type=int, default=3)
@@ -98,6 +114,8 @@ def main() -> None:
                     help="torch and ONNX Runtime threads (default: torch's default / physical cores); use 1 when "
                          "another job holds a core, or OpenMP barriers stall")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -110,8 +128,9 @@ def main() -> None:
                 p.normal_(0, 0.02)
     lat, size = preset.unet.latent_size, preset.image_size
     flops1 = count_flops(unet, torch.randn(1, 3, lat, lat), torch.zeros(1, dtype=torch.int64))
+    gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     print(f"# {args.preset}: U-Net {flops1 / 1e9:.3f} GFLOP/sample/call; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fused step path {fused.kernel_path('cpu')}")
+          f"{torch.get_num_threads()} threads{gpu}; fused step path {fused.kernel_path(DEVICE)}")
     peaks = {}
     for dt in sorted({DTYPE_OF[c] for c in args.configs}, key=str):
         peaks[dt] = dense_peak(dt)
@@ -124,25 +143,27 @@ def main() -> None:
     for cfg in args.configs:
         name, opts = CONFIGS[cfg]
         if name == "onnx":
-            opts = dict(opts, cache_dir=cache_dir, threads=args.threads)
-        eng = create_engine(name, ae, unet, **opts)
+            opts = dict(opts, threads=args.threads)
+        if name in ("onnx", "trt"):
+            opts = dict(opts, cache_dir=cache_dir)
+        eng = create_engine(name, ae, unet, device=str(DEVICE), **opts)
         for b in args.batches:
-            z = torch.randn(b, 3, lat, lat)
-            t = torch.full((b,), 500, dtype=torch.int64)
-            x = torch.rand(b, 3, size, size) * 2 - 1
+            z = torch.randn(b, 3, lat, lat, device=DEVICE)
+            t = torch.full((b,), 500, dtype=torch.int64, device=DEVICE)
+            x = torch.rand(b, 3, size, size, device=DEVICE) * 2 - 1
             t_unet = timeit(lambda: eng.denoiser(z, t), args.reps)
             if args.full:
-                mask = torch.ones(b, 1, lat, lat)
+                mask = torch.ones(b, 1, lat, lat, device=DEVICE)
                 mask[:, :, lat // 2:] = 0
-                uids = torch.arange(b, dtype=torch.int64)
-                total = timeit(lambda: eng.decode(augpaint_sample(eng.denoiser, eng.encode(x), mask, uids, 0, sched,
-                                                                  step=fused.fused_step)), 1, warmup=0)
+                uids = torch.arange(b, dtype=torch.int64, device=DEVICE)
+                total = timeit(lambda: eng.decode(sample(eng, eng.encode(x), mask, uids, 0, sched).latents), 1,
+                               warmup=0)
             else:
                 t_enc = timeit(lambda: eng.encode(x), args.reps)
                 t_dec = timeit(lambda: eng.decode(z * 0.05), args.reps)
-                tab = sched.table()
-                m = torch.ones(b, 1, lat, lat)
-                uids = torch.arange(b, dtype=torch.int64)
+                tab = sched.table(DEVICE)
+                m = torch.ones(b, 1, lat, lat, device=DEVICE)
+                uids = torch.arange(b, dtype=torch.int64, device=DEVICE)
                 t_step = timeit(lambda: fused.fused_step(z, z, z, m, tab, 0, 0, uids), args.reps)
                 total = t_enc + args.steps * (t_unet + t_step) + t_dec
             gflops = flops1 * b / t_unet / 1e9

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from augpaint_fast.atomic import atomic_write, atomic_write_text
 
 # Bump when the export code changes what it writes: old cache entries then miss.
 EXPORTER_VERSION = "augpaint-fast-export-1"
@@ -52,18 +53,6 @@ def key_of(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
@@ -89,10 +78,10 @@ def lookup(path: Path, key: str) -> tuple[bool, str]:
 def store(path: Path, key: str, write: Callable[[Path], None], **meta: Any) -> str:
     """Write the artefact with ``write(tmp_path)`` then its sidecar, both atomically; returns its SHA-256."""
     path = Path(path)
-    _write_atomic(path, write)
+    atomic_write(path, write)
     sha = file_sha256(path)
     text = json.dumps({"key": key, "sha256": sha, **meta}, indent=2, sort_keys=True, default=str) + "\n"
-    _write_atomic(sidecar(path), lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write_text(sidecar(path), text)
     return sha
 
 

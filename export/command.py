@@ -1,11 +1,4 @@
-"""``augpaint-fast export``: ONNX exports (and TensorRT plans) of a weights folder, cached and re-runnable.
-
-Wire into ``augpaint_fast/cli.py`` with::
-
-    from .export.command import add_export_args, export_command   # (lazy import is fine too)
-    add_export_args(sub.add_parser("export", help="export the models to ONNX or TensorRT"))
-    COMMANDS["export"] = export_command
-"""
+"""``augpaint-fast export``: ONNX exports (and TensorRT plans) of a weights folder, cached and re-runnable."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +27,7 @@ def export_command(args) -> None:
         raise AugPaintError("ONNX export needs onnx (pip install 'augpaint-fast[onnx]', i.e. pip install onnx "
                             "onnxruntime)")
     if args.format == "trt":
-        from augpaint_fast.engines.trt_engine import trt_missing
+        from .trt_build import trt_missing
 
         missing = trt_missing()
         if missing:

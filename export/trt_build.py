@@ -11,6 +11,7 @@ cuda-python: device memory and streams are torch's.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from augpaint_fast.errors import AugPaintError
@@ -19,6 +20,22 @@ from . import cache
 from .specs import ExportSpec
 
 TRT_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def trt_missing() -> str | None:
+    """None when TensorRT plans can be built and run here (tensorrt, onnx and a CUDA GPU), else one line naming
+    what is missing and how to install it. TensorRT builds for the GPU it runs on, so building needs one too."""
+    import torch
+
+    problems = []
+    if importlib.util.find_spec("tensorrt") is None:
+        problems.append("TensorRT is not installed (pip install 'augpaint-fast[trt]', i.e. pip install tensorrt)")
+    if not torch.cuda.is_available():
+        problems.append("no CUDA GPU is visible to torch (TensorRT needs an NVIDIA GPU and a CUDA build of "
+                        "torch==2.13.0 from the PyTorch CUDA wheel index)")
+    if importlib.util.find_spec("onnx") is None:
+        problems.append("onnx is not installed (pip install onnx), needed to export the models TensorRT builds from")
+    return "; ".join(problems) or None
 
 
 def gpu_name(device_index: int = 0) -> str:

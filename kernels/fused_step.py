@@ -4,9 +4,11 @@ One pass over the latents: each program reads a block of z_in, eps, z0 and the k
 (stream 2 + 2j) and xi_j (stream 3 + 2j) in registers with Philox4x32-10 + Box-Muller, and writes the next
 U-Net input once. Arithmetic is float32 in the reference's order; storage fp32, fp16 or bf16.
 
-CUDA graphs: the call index j is read on the device from ``step`` (an int tensor), and the coefficients from the
-device table row ``table[j]``; so one captured graph of "U-Net + fused step (+ step.add_(1))" replays every call
-with the right coefficients and noise streams. Passing a Python int j works too (it is copied to the device).
+The call index j and the seed come either as launch arguments (Python ints: the eager path, no host-to-device
+copy per call) or from device tensors (``DEVICE_SCALARS``: CUDA graphs). In a captured graph of "U-Net + fused
+step (+ step.add_(1))" the kernel reads j from ``step`` and the seed from ``seed`` on the device and its
+coefficients from the device row ``table[j]``, so one graph replays every call, and serves every seed, with
+the right coefficients and noise streams.
 
 Bytes moved per element: reads z_in, eps, z0 (3 x s, s = 4 fp32 / 2 fp16, bf16), the mask (its element size,
 /C when broadcast per sample), writes out (s): 16 + mask bytes for fp32; plus 32 bytes for the table row and
@@ -24,6 +26,7 @@ import triton.language as tl
 
 from ..sampler import fused_step_ref  # noqa: F401  (the reference: augpaint_fast.sampler.fused_step_ref)
 from .. import rng
+from ..masks import canonical_mask
 
 # ---------------------------------------------------------------------------------------------------- reference
 fused_step_reference = fused_step_ref
@@ -84,7 +87,7 @@ def _normal(idx, stream, k0, k1, PRECISE: tl.constexpr):
     return tl.sqrt_rn(-2.0 * lg) * cs
 
 
-@triton.jit(do_not_specialize=["seed"])
+@triton.jit(do_not_specialize=["step_arg", "seed_arg"])
 def _fused_step_kernel(
     out_ptr,  # [B, C, h, w] contiguous, latent dtype: next U-Net input (written once: s bytes/element)
     z_ptr,  # [B, C, h, w] contiguous, latent dtype: this call's U-Net input z_in (read once)
@@ -94,14 +97,17 @@ def _fused_step_kernel(
     mask_c_stride,  # elements between channels of the mask: h*w for [B, C, h, w], 0 for [B, 1, h, w]
     mask_b_stride,  # elements between samples of the mask: C*h*w or h*w
     table_ptr,  # [S, 8] float32 DDIMSchedule.table(), on the device: 32 bytes read per program
-    step_ptr,  # [1] int32/int64 on the device: the call index j (read, not written)
+    step_ptr,  # [1] int32/int64 on the device: the call index j (read when DEVICE_SCALARS)
+    seed_ptr,  # [1] int64 on the device: the uint32 seed (read when DEVICE_SCALARS)
+    step_arg,  # the call index j as a launch argument (used when not DEVICE_SCALARS)
+    seed_arg,  # the uint32 seed as a launch argument (used when not DEVICE_SCALARS)
     uids_ptr,  # [B] int64: sample uids (uint32 values), 8 bytes per program
-    seed,  # uint32 seed (constant across a run, so a launch argument is fine under graph capture)
     C,  # channels
     HW,  # h * w: elements per plane
     BLOCK: tl.constexpr,  # elements per program
     PRECISE: tl.constexpr,  # libdevice log/cos (compiled) or tl.log/tl.cos (interpreter)
     OUT_BF16: tl.constexpr,  # output is bfloat16
+    DEVICE_SCALARS: tl.constexpr,  # j and seed from step_ptr / seed_ptr (graph capture) or the launch arguments
 ):
     p = tl.program_id(0)  # plane = b * C + c
     blk = tl.program_id(1)  # block within the plane
@@ -110,7 +116,12 @@ def _fused_step_kernel(
     offs = blk * BLOCK + tl.arange(0, BLOCK)
     inb = offs < HW
     base = p.to(tl.int64) * HW  # int64: B*C*h*w may exceed 2**31
-    j = tl.load(step_ptr).to(tl.int32)
+    if DEVICE_SCALARS:
+        j = tl.load(step_ptr).to(tl.int32)
+        seed = tl.load(seed_ptr).to(tl.uint32)
+    else:
+        j = step_arg.to(tl.int32)
+        seed = seed_arg.to(tl.uint32)
     row = table_ptr + j * 8
     sqrt_1ma = tl.load(row + 1)
     sqrt_ap = tl.load(row + 2)
@@ -127,7 +138,7 @@ def _fused_step_kernel(
 
     # RNG: key (seed, uid), counter (index in the sample's C*h*w latent, stream, 0, 0)
     zero = tl.zeros([BLOCK], tl.uint32)
-    k0 = zero + seed.to(tl.uint32)
+    k0 = zero + seed
     k1 = zero + tl.load(uids_ptr + b).to(tl.uint32)
     idx = (c * HW + offs).to(tl.uint32)
     s_e = zero + (2 + 2 * j).to(tl.uint32)
@@ -171,48 +182,55 @@ _LATENT = (torch.float32, torch.float16, torch.bfloat16)
 _BLOCK = 1024
 
 
-def _launch(out, z, e, c, m, per_element, table, step, uids, seed):
+def _launch(out, z, e, c, m, per_element, table, j, seed, uids):
+    """j and seed: both Python ints (launch arguments) or both [1] int tensors on the device (graph capture)."""
     B, C, h, w = z.shape
     hw = h * w
     mask_c = hw if per_element else 0
     mask_b = C * hw if per_element else hw
     grid = (B * C, triton.cdiv(hw, _BLOCK))
-    _fused_step_kernel[grid](out, z, e, c, m, mask_c, mask_b, table, step, uids, int(seed) & 0xFFFFFFFF, C, hw,
-                             BLOCK=_BLOCK, PRECISE=_PRECISE,
-                             OUT_BF16=out.dtype == torch.bfloat16, num_warps=4)
+    on_device = isinstance(j, torch.Tensor)
+    step_ptr, seed_ptr = (j, seed) if on_device else (uids, uids)  # unread placeholders when not on_device
+    step_arg, seed_arg = (0, 0) if on_device else (int(j), int(seed) & 0xFFFFFFFF)
+    _fused_step_kernel[grid](out, z, e, c, m, mask_c, mask_b, table, step_ptr, seed_ptr, step_arg, seed_arg,
+                             uids, C, hw, BLOCK=_BLOCK, PRECISE=_PRECISE, OUT_BF16=out.dtype == torch.bfloat16,
+                             DEVICE_SCALARS=on_device, num_warps=4)
 
 
 # ---------------------------------------------------------------------------------------------- public function
 def fused_step(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask: torch.Tensor, table: torch.Tensor,
-               j: int | torch.Tensor, seed: int, uids: torch.Tensor, *, out: torch.Tensor | None = None
-               ) -> torch.Tensor:
-    """``sampler.fused_step_ref``'s contract with the Triton kernel; j may be an int tensor on the device.
+               j: int | torch.Tensor, seed: int | torch.Tensor, uids: torch.Tensor, *,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """``sampler.fused_step_ref``'s contract with the Triton kernel.
 
-    ``table`` must live on z_in's device for graph capture (it is moved otherwise); ``out`` may be z_in.
+    ``j`` and ``seed`` are Python ints (launch arguments) or int tensors of one element on the operands' device
+    (read by the kernel: what a captured CUDA graph needs); a tensor j with an int seed uploads the seed. Every
+    tensor operand must be on z_in's device (ValueError otherwise); ``out`` may be z_in.
     """
     if z_in.dim() != 4 or eps.shape != z_in.shape or z0.shape != z_in.shape:
         raise ValueError(f"z_in, eps, z0 must share a [B, C, h, w] shape: {z_in.shape}, {eps.shape}, {z0.shape}")
     dev = z_in.device
-    B, C, h, w = z_in.shape
+    named = {"eps": eps, "z0": z0, "mask": mask, "table": table, "uids": uids, "j": j, "seed": seed, "out": out}
+    for name, t in named.items():
+        if isinstance(t, torch.Tensor) and t.device != dev:
+            raise ValueError(f"Triton fused step: {name} is on {t.device}, z_in on {dev}")
     dt = z_in.dtype if (z_in.dtype in _LATENT and eps.dtype == z0.dtype == z_in.dtype) else torch.float32
     z, e, c = (x.to(dt).contiguous() for x in (z_in, eps, z0))
-    m = mask if mask.dim() == 4 else mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
-    per_element = m.shape[1] != 1
-    m = m.to(dev).expand(B, C if per_element else 1, h, w).contiguous()
-    if m.dtype not in _LATENT + (torch.bool, torch.uint8):
-        m = m.to(torch.float32)
-    tab = table.to(device=dev, dtype=torch.float32).contiguous()
+    m, per_element = canonical_mask(mask, z.shape, _LATENT + (torch.bool, torch.uint8))
+    tab = table.to(torch.float32).contiguous()
     if isinstance(j, torch.Tensor):
-        step = j.to(dev).reshape(1)
-    else:
-        if not 0 <= int(j) < tab.shape[0]:
-            raise IndexError(f"step {j} outside the schedule's {tab.shape[0]} calls")
-        step = torch.tensor([int(j)], dtype=torch.int32, device=dev)
-    u = torch.as_tensor(uids, dtype=torch.int64).to(dev).reshape(-1).contiguous()
+        j = j.reshape(1)
+        seed = seed.reshape(1) if isinstance(seed, torch.Tensor) else torch.tensor([int(seed) & 0xFFFFFFFF], device=dev)
+    elif not 0 <= int(j) < tab.shape[0]:
+        raise IndexError(f"step {j} outside the schedule's {tab.shape[0]} calls")
+    elif isinstance(seed, torch.Tensor):
+        seed = int(seed)
+    u = uids if isinstance(uids, torch.Tensor) else torch.as_tensor(uids, device=dev)
+    u = u.to(torch.int64).reshape(-1).contiguous()
     direct = out is not None and out.dtype == dt == z_in.dtype and out.is_contiguous() and out.shape == z.shape
     res = out if direct else torch.empty_like(z)
     if z.numel():
-        _launch(res, z, e, c, m, per_element, tab, step, u, seed)
+        _launch(res, z, e, c, m, per_element, tab, j, seed, u)
     if res.dtype != z_in.dtype:
         res = res.to(z_in.dtype)
     if out is not None and res is not out:

@@ -111,6 +111,55 @@ def test_unavailable_engine_names_what_is_missing(data, weights, tmp_path, capsy
     _one_error_line(capsys, "unknown engine")
 
 
+def test_every_engine_option_is_on_the_command_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--engine", "--device", "--dtype", "--autoencoder-dtype", "--decoder-dtype", "--cuda-graphs",
+                 "--compile", "--channels-last", "--engine-batch-sizes", "--threads", "--engine-cache"):
+        assert flag in out, flag
+
+
+def test_engine_options_reach_the_engine_or_are_refused_in_one_line(data, weights, tmp_path, capsys):
+    assert _sample(data, tmp_path / "a", weights, "--threads", "1") == 2
+    _one_error_line(capsys, "--engine torch does not take option(s) threads")
+    assert _sample(data, tmp_path / "b", weights, "--cuda-graphs") == 2
+    _one_error_line(capsys, "CUDA graphs need a CUDA device")
+    if not __import__("torch").cuda.is_available():
+        assert _sample(data, tmp_path / "c", weights, "--device", "cuda") == 2
+        _one_error_line(capsys, "--device cuda: no CUDA GPU is visible")
+    assert _sample(data, tmp_path / "d", weights, "--device", "gpu7") == 2
+    _one_error_line(capsys, "is not a device")
+    assert _sample(data, tmp_path / "e", weights, "--engine-batch-sizes", "2", "4") == 2
+    _one_error_line(capsys, "batch_sizes")  # the CPU torch engine has no static shapes to build
+
+
+def test_weights_with_a_nan_are_refused_naming_file_and_tensor(data, weights, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "nan"
+    shutil.copytree(weights, bad)
+    f = bad / "unet" / "model.safetensors"
+    tensors = load_file(str(f))
+    tensors["conv_in.weight"][0, 0, 0, 0] = float("nan")
+    save_file(tensors, str(f))
+    assert _sample(data, tmp_path / "out", bad) == 2
+    _one_error_line(capsys, "unet/model.safetensors", "conv_in.weight", "NaN")
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_latents_stop_the_run_with_one_line(data, weights, tmp_path, capsys, monkeypatch):
+    """Weights can be finite and still produce NaN (an overflow); the run stops at the first such batch."""
+    import torch
+
+    from augpaint_fast.engines import TorchEngine
+
+    monkeypatch.setattr(TorchEngine, "denoiser", lambda self, z, t, cond=None: torch.full_like(z, float("inf")))
+    assert _sample(data, tmp_path / "out", weights) == 2
+    _one_error_line(capsys, "NaN/Inf latents", "U-Net")
+    assert not list((tmp_path / "out" / "images").glob("*.png"))
+
+
 def test_make_phantom_and_info(tmp_path, capsys):
     assert main(["make-phantom", "--out", str(tmp_path / "ph"), "--n", "2", "--unlabelled", "1"]) == 0
     assert len(list((tmp_path / "ph" / "images").glob("*.png"))) == 2

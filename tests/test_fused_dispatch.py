@@ -26,9 +26,18 @@ def test_auto_picks_cpp_on_cpu_when_built(monkeypatch):
         assert path == "ref" and "C++" in reason
 
 
+def _forbid_fast_paths(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("a fast kernel ran where the reference was requested")
+
+    monkeypatch.setattr(fused, "_IMPLS", {"cpp": boom, "triton": boom})
+
+
 def test_env_ref_is_honoured(monkeypatch):
+    """AUGPAINT_KERNELS=ref runs the reference step even where the C++ kernel is built."""
     monkeypatch.setenv(fused.ENV_VAR, "ref")
     assert fused.kernel_path("cpu") == "ref"
+    _forbid_fast_paths(monkeypatch)
     z, e, z0, m, u = _inputs()
     table = ddim_schedule(10, 1.0).table()
     assert torch.equal(fused.fused_step(z, e, z0, m, table, 2, 1, u), fused_step_ref(z, e, z0, m, table, 2, 1, u))
@@ -40,6 +49,7 @@ def test_missing_cpp_falls_back_with_reason(monkeypatch):
         monkeypatch.setenv(fused.ENV_VAR, value)
         path, reason = fused.select_path("cpu")
         assert path == "ref" and "not built" in reason
+    _forbid_fast_paths(monkeypatch)
     z, e, z0, m, u = _inputs()
     table = ddim_schedule(10, 1.0).table()
     assert torch.equal(fused.fused_step(z, e, z0, m, table, 2, 1, u), fused_step_ref(z, e, z0, m, table, 2, 1, u))
@@ -65,10 +75,13 @@ def test_bad_env_value(monkeypatch):
         fused.kernel_path("cpu")
 
 
-@pytest.mark.parametrize("value", ["auto", "ref"])
+@pytest.mark.parametrize("value", ["auto", "cpp"])
 def test_whole_run_through_dispatcher(monkeypatch, value):
-    """augpaint_sample(step=fused.fused_step) matches the reference step within 1e-4 on every path."""
+    """augpaint_sample(step=fused.fused_step) on the C++ path matches the reference step within 1e-4."""
+    if fused._cpp()[0] is None:
+        pytest.skip(f"C++ extension unavailable: {fused._cpp()[1]}")
     monkeypatch.setenv(fused.ENV_VAR, value)
+    assert fused.kernel_path("cpu") == "cpp"
     g = torch.Generator().manual_seed(2)
     z0 = torch.randn(2, 3, 8, 8, generator=g)
     mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()

@@ -45,6 +45,23 @@ def test_bad_settings_are_refused(steps, eta):
         ddim_schedule(steps, eta)
 
 
-def test_steps_that_do_not_divide_t_still_give_s_calls():
-    s = ddim_schedule(3)
-    assert list(s.timesteps) == [667, 334, 1]
+def test_steps_that_do_not_divide_t_use_trailing_spacing_from_the_top():
+    assert list(ddim_schedule(3).timesteps) == [999, 666, 332]
+    assert list(ddim_schedule(1).timesteps) == [999]
+    assert list(ddim_schedule(2).timesteps) == [999, 499]  # uniform would start at t = 501
+    assert list(ddim_schedule(1000).timesteps) == list(range(999, -1, -1))  # uniform would index t = 1000
+
+
+def test_every_step_count_starts_at_the_top_with_distinct_descending_steps():
+    abar = alphas_cumprod()
+    for steps in range(1, 1001):
+        s = ddim_schedule(steps)
+        assert len(s.timesteps) == steps
+        assert abar[s.timesteps[0]] < 0.01, steps
+        assert np.all(np.diff(s.timesteps) < 0) and s.timesteps[-1] >= 0, steps
+
+
+@pytest.mark.parametrize("steps", [4, 5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500])
+def test_divisors_keep_compvis_uniform_spacing(steps):
+    c = 1000 // steps
+    assert list(ddim_schedule(steps).timesteps) == list(range(1000 - c + 1, 0, -c))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write, atomic_write_bytes
 from ..errors import AugPaintError
 from .imageio import write_image_png, write_label_png
 
@@ -54,19 +55,6 @@ def _json_default(o):
 def _canonical(d: dict) -> dict:
     """JSON round trip, so tuples/Paths/numpy scalars compare like what was stored."""
     return json.loads(json.dumps(d, default=_json_default, sort_keys=True))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class OutputWriter:
@@ -164,28 +152,9 @@ class OutputWriter:
         return [dict(r) for r in self._entries.values()]
 
     # ------------------------------------------------------------------ writing
-    def _atomic_write(self, dest: Path, write_fn) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        try:
-            write_fn(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
     def _atomic_write_bytes(self, dest: Path, data: bytes) -> None:
-        def w(tmp):
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-
         try:
-            self._atomic_write(dest, w)
+            atomic_write_bytes(dest, data)
         except OSError as e:
             raise AugPaintError(f"cannot write {dest} ({e.strerror or e})") from None
 
@@ -195,10 +164,8 @@ class OutputWriter:
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"invalid output name {name!r}")
         try:
-            self._atomic_write(self.images_dir / f"{name}.png", lambda tmp: write_image_png(tmp, image))
-            self._atomic_write(self.labels_dir / f"{name}.png", lambda tmp: write_label_png(tmp, label))
-            _fsync_dir(self.images_dir)
-            _fsync_dir(self.labels_dir)
+            atomic_write(self.images_dir / f"{name}.png", lambda tmp: write_image_png(tmp, image))
+            atomic_write(self.labels_dir / f"{name}.png", lambda tmp: write_label_png(tmp, label))
         except OSError as e:
             raise AugPaintError(f"cannot write to {self.out_dir} ({e.strerror or e})") from None
         rec = {"name": name, "image": f"images/{name}.png", "label": f"labels/{name}.png"}

@@ -1,9 +1,10 @@
-"""Engines: adapters that run the encoder, U-Net and decoder behind one protocol.
+"""Engines: adapters that run the encoder, U-Net and decoder behind one protocol (``protocol.Engine``).
 
-An engine exposes ``denoiser(z, t) -> eps`` (the sampler's only expensive call), ``encode(x) -> h`` (the
-pre-quantisation latent) and ``decode(h) -> x``, all on torch tensors; the sampler never sees which runtime is
-underneath. ``ENGINES`` lists every engine with a check that says whether it can run here and, if not, what is
-missing and how to install it.
+An engine has a ``device`` and exposes ``denoiser(z, t, cond=None) -> eps`` (the sampler's only expensive call),
+``encode(x) -> h`` (the pre-quantisation latent) and ``decode(h) -> x``, all on torch tensors on that device;
+the sampler never sees which runtime is underneath. ``sample(engine, ...)`` runs one batch (the engine's
+whole-loop CUDA graph where it has one, else the plain sampler). ``ENGINES`` lists every engine with a check
+that says whether it can run here and, if not, what is missing and how to install it.
 
 - ``torch``: eager PyTorch (flags: dtype, channels_last, compile, cuda_graphs; see ``torch_engine``).
 - ``onnx``: ONNX Runtime over a cached ONNX export (``pip install 'augpaint-fast[onnx]'``; CUDA with
@@ -16,7 +17,11 @@ import importlib.util
 from typing import Callable
 
 from ..errors import AugPaintError
+from .loop import Sampled, sample
+from .protocol import Engine, LoopEngine
 from .torch_engine import TorchEngine
+
+__all__ = ["ENGINES", "Engine", "LoopEngine", "Sampled", "TorchEngine", "create_engine", "engine_status", "sample"]
 
 
 def _missing_modules(*names: str) -> list[str]:
@@ -32,7 +37,7 @@ def _onnx_check() -> str | None:
 
 
 def _trt_check() -> str | None:
-    from .trt_engine import trt_missing
+    from ..export.trt_build import trt_missing
 
     return trt_missing()
 

@@ -3,8 +3,11 @@
 CPU: ``CPUExecutionProvider`` with ``ORT_ENABLE_ALL`` graph optimisation and intra-op threads = physical
 cores; the optimised graph is saved next to the export (keyed by the export's hash, the ORT version and the
 provider) and loaded from there on later runs, verified by hash like the export itself.
-CUDA (when ``onnxruntime-gpu`` provides ``CUDAExecutionProvider`` and ``device`` is CUDA): inputs and outputs
-are bound to torch CUDA tensors with I/O binding, so nothing is copied through the host.
+CUDA (when ``onnxruntime-gpu`` provides ``CUDAExecutionProvider`` and ``device`` is CUDA): the sessions run
+on torch's current CUDA stream (``user_compute_stream``), and each (model, batch size) keeps one persistent
+I/O binding to static torch input/output buffers: a call copies its inputs in, runs, and copies the output
+out, with no allocation, no host round trip and no extra synchronisation.
+Inputs must already be on ``device`` (``protocol.check_on_device``); outputs are float32 tensors there.
 The batch axis is dynamic; ``batch_sizes=(...)`` pads each call up to the nearest listed size instead (for
 fixed-shape tuning), slicing the outputs back.
 """
@@ -17,7 +20,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..config import AutoencoderConfig
 from ..errors import AugPaintError
+from .protocol import check_on_device, engine_device, run_padded
 
 
 def physical_cores() -> int:
@@ -110,7 +115,7 @@ class OnnxEngine:
         from augpaint_fast.export.onnx_export import export_onnx
         from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES, export_specs
 
-        self.device = torch.device(device)
+        self.device = engine_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir() / "onnx"
         self.batch_sizes = tuple(sorted(batch_sizes)) if batch_sizes else None
         self.cond = unet.cfg.cond_channels > 0
@@ -118,59 +123,68 @@ class OnnxEngine:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise AugPaintError("the onnx engine on CUDA needs onnxruntime-gpu (pip install onnxruntime-gpu); "
                                     f"this onnxruntime has {', '.join(ort.get_available_providers())}")
-            providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0}), "CPUExecutionProvider"]
+            stream = torch.cuda.current_stream(self.device).cuda_stream
+            providers = [("CUDAExecutionProvider", {"device_id": self.device.index or 0,
+                                                    "user_compute_stream": str(stream)}), "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
         self.specs = export_specs(autoencoder, unet, self.batch_sizes or DEFAULT_BATCH_SIZES)
         self.paths = {n: export_onnx(s, self.cache_dir, log=log) for n, s in self.specs.items()}
         self.sessions = {n: _session(p, providers, self.cache_dir, threads) for n, p in self.paths.items()}
         self.latent_shape = self.specs["unet"].input_shapes["z"][1]
+        self._bindings: dict[tuple[str, int], tuple] = {}  # CUDA: (model, batch) -> (binding, inputs, output)
 
     # -- running one session --------------------------------------------------------------------------
     def _run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+        spec = self.specs[name]
+        check_on_device(self.name, self.device, **dict(zip(spec.input_names, inputs)))
         if self.batch_sizes:
-            from .protocol import run_padded
-
             return run_padded(lambda *xs: self._run_once(name, *xs), inputs, self.batch_sizes)
         return self._run_once(name, *inputs)
 
     def _run_once(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
         spec, session = self.specs[name], self.sessions[name]
-        feeds = []
-        for input_name, x in zip(spec.input_names, inputs):
-            dtype = spec.input_shapes[input_name][0]
-            feeds.append((input_name, x.to(dtype).contiguous()))
         if self.device.type == "cuda":
-            return self._run_cuda(spec, session, feeds)
-        result = session.run(list(spec.output_names), {k: v.cpu().numpy() for k, v in feeds})[0]
-        return torch.from_numpy(result)
+            return self._run_cuda(name, inputs)
+        feeds = {n: x.to(spec.input_shapes[n][0]).contiguous().numpy() for n, x in zip(spec.input_names, inputs)}
+        return torch.from_numpy(session.run(list(spec.output_names), feeds)[0])
 
-    def _run_cuda(self, spec, session, feeds) -> torch.Tensor:
-        """I/O binding on torch CUDA tensors (no host round trip); the output buffer is a torch tensor."""
-        binding = session.io_binding()
-        device_id = self.device.index or 0
-        feeds = [(k, v.to(self.device)) for k, v in feeds]
-        for name, x in feeds:
-            binding.bind_input(name=name, device_type="cuda", device_id=device_id,
-                               element_type=_NP[x.dtype], shape=tuple(x.shape), buffer_ptr=x.data_ptr())
-        out_shape = self._output_shape(spec, feeds[0][1])
-        out = torch.empty(out_shape, dtype=torch.float32, device=self.device)
-        binding.bind_output(name=spec.output_names[0], device_type="cuda", device_id=device_id,
-                            element_type=np.float32, shape=tuple(out.shape), buffer_ptr=out.data_ptr())
-        torch.cuda.current_stream(self.device).synchronize()
-        session.run_with_iobinding(binding)
-        return out
+    def _binding(self, name: str, batch: int):
+        """The persistent I/O binding of (model, batch): static torch CUDA inputs and output bound once."""
+        key = (name, batch)
+        if key not in self._bindings:
+            spec, session = self.specs[name], self.sessions[name]
+            device_id = self.device.index or 0
+            binding = session.io_binding()
+            inputs = []
+            for input_name in spec.input_names:
+                dtype, shape = spec.input_shapes[input_name]
+                x = torch.zeros((batch, *shape), dtype=dtype, device=self.device)
+                binding.bind_input(name=input_name, device_type="cuda", device_id=device_id,
+                                   element_type=_NP[x.dtype], shape=tuple(x.shape), buffer_ptr=x.data_ptr())
+                inputs.append(x)
+            out = torch.empty(self._output_shape(spec, inputs[0]), dtype=torch.float32, device=self.device)
+            binding.bind_output(name=spec.output_names[0], device_type="cuda", device_id=device_id,
+                                element_type=np.float32, shape=tuple(out.shape), buffer_ptr=out.data_ptr())
+            self._bindings[key] = (binding, inputs, out)
+        return self._bindings[key]
+
+    def _run_cuda(self, name: str, inputs) -> torch.Tensor:
+        binding, static, out = self._binding(name, inputs[0].shape[0])
+        for dst, src in zip(static, inputs):
+            dst.copy_(src)  # on torch's current stream, which is also the session's compute stream
+        self.sessions[name].run_with_iobinding(binding)
+        return out.clone()  # the static buffer is overwritten by the next call
 
     def _output_shape(self, spec, first: torch.Tensor) -> tuple[int, ...]:
         b = first.shape[0]
         if spec.name == "unet":
             return (b, *self.latent_shape)
-        ae = self.specs["encoder"].config
+        ae = AutoencoderConfig.from_dict(self.specs["encoder"].config)
+        f = ae.downsample_factor
         if spec.name == "encoder":
-            f = 2 ** (len(ae["ch_mult"]) - 1)
-            return (b, ae["embed_dim"], first.shape[2] // f, first.shape[3] // f)
-        f = 2 ** (len(ae["ch_mult"]) - 1)
-        return (b, ae["out_channels"], first.shape[2] * f, first.shape[3] * f)
+            return (b, ae.embed_dim, first.shape[2] // f, first.shape[3] // f)
+        return (b, ae.out_channels, first.shape[2] * f, first.shape[3] * f)
 
     # -- the engine protocol ---------------------------------------------------------------------------
     def denoiser(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

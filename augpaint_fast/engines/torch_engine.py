@@ -12,7 +12,10 @@ measured faster, see BENCHMARKS.md "Engines"):
   this CPU it measured far slower, see BENCHMARKS.md).
 - ``compile``: a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``) for the U-Net.
 - ``cuda_graphs`` (CUDA only): the U-Net call is captured in a CUDA graph per batch size in ``batch_sizes``;
-  a call is padded up to the nearest captured size and its output sliced (DESIGN.md §5, issue #4 item 5).
+  a call is padded up to the nearest captured size and its output sliced (DESIGN.md §5). ``sample_loop`` then
+  also runs a whole sampling loop (U-Net + Triton fused step) as one graph per batch shape (``graphed``).
+
+Inputs must already be on ``device`` (``check_on_device``); outputs are float32 tensors there.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Sequence
 import torch
 
 from ..errors import AugPaintError
+from ..graphed import LoopCache, engine_sample_loop
+from .protocol import check_on_device, engine_device, run_padded
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -46,7 +51,7 @@ class TorchEngine:
                  dtype: str = "float32", channels_last: bool = False, compile: str | None = None,
                  cuda_graphs: bool = False, batch_sizes: Sequence[int] | None = None,
                  autoencoder_dtype: str = "float32"):
-        self.device = torch.device(device)
+        self.device = engine_device(device)
         if dtype not in DTYPES:
             raise AugPaintError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16")
         self.dtype = DTYPES[dtype]
@@ -57,6 +62,9 @@ class TorchEngine:
             raise AugPaintError("float16 is a GPU dtype here; on CPU use --dtype bfloat16")
         if cuda_graphs and self.device.type != "cuda":
             raise AugPaintError("CUDA graphs need a CUDA device (--device cuda)")
+        if batch_sizes and not cuda_graphs:
+            raise AugPaintError("the torch engine's batch_sizes are the sizes its CUDA graphs are captured for: "
+                                "give them with --cuda-graphs, or leave them out")
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.autoencoder = autoencoder.to(self.device).eval()
@@ -74,7 +82,8 @@ class TorchEngine:
         from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES
 
         self.batch_sizes = tuple(sorted(batch_sizes or DEFAULT_BATCH_SIZES))
-        self._graphs: dict[int, tuple] = {}
+        self._graphs: dict[int, tuple] = {}  # per-U-Net-call graphs: at most one per size in batch_sizes
+        self._loops = LoopCache()  # whole-loop graphs: one per batch shape, bounded
 
     def _autocast(self, dtype: torch.dtype | None = None):
         dtype = dtype or self.dtype
@@ -82,8 +91,9 @@ class TorchEngine:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _in(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, torch.float32)
+    def _in(self, x: torch.Tensor, name: str = "input") -> torch.Tensor:
+        check_on_device(self.name, self.device, **{name: x})
+        x = x.to(torch.float32)
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:
@@ -119,11 +129,10 @@ class TorchEngine:
 
     @torch.inference_mode()
     def denoiser(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        z, t = self._in(z), t.to(self.device)
-        cond = None if cond is None else self._in(cond)
+        check_on_device(self.name, self.device, t=t)
+        z = self._in(z, "z")
+        cond = None if cond is None else self._in(cond, "cond")
         if self.cuda_graphs:
-            from .protocol import run_padded
-
             inputs = [z, t] if cond is None else [z, t, cond]
             return run_padded(lambda *xs: self._out(self._graphed(xs[0], xs[1], xs[2] if len(xs) > 2 else None)),
                               inputs, self.batch_sizes)
@@ -135,23 +144,22 @@ class TorchEngine:
         ``sampler.augpaint_sample`` over ``denoiser``). Captures the raw U-Net call, not ``_graphed``."""
         if not (self.device.type == "cuda" and self.cuda_graphs):
             return None
-        from ..graphed import engine_sample_loop
 
         def raw(batch):
-            return lambda z, t: self._out(self._unet(self._in(z), t, None))
+            return lambda z, t: self._out(self._unet(self._in(z, "z"), t, None))
 
-        return engine_sample_loop(self, raw, z0, mask, uids, seed, schedule, callback)
+        return engine_sample_loop(self, self._loops, raw, z0, mask, uids, seed, schedule, callback)
 
     # -- autoencoder ------------------------------------------------------------------------------------
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         with self._autocast(self.ae_dtype):
-            return self._out(self.autoencoder.encode(self._in(x)))
+            return self._out(self.autoencoder.encode(self._in(x, "x")))
 
     @torch.inference_mode()
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         if self.ae_dtype == torch.float32:
-            return self._out(self.autoencoder.decode(self._in(h)))
-        zq, _ = self.autoencoder.quantizer(self._in(h))  # float32 codebook lookup
+            return self._out(self.autoencoder.decode(self._in(h, "h")))
+        zq, _ = self.autoencoder.quantizer(self._in(h, "h"))  # float32 codebook lookup
         with self._autocast(self.ae_dtype):
             return self._out(self.autoencoder.decode_quantized(zq.contiguous(memory_format=self.memory_format)))

@@ -4,38 +4,46 @@ Each model gets one plan with an optimisation profile over ``batch_sizes`` (fp16
 and U-Net; the decoder defaults to fp32 so the codebook ArgMin is not decided by fp16 rounding). Inputs and
 outputs are torch CUDA tensors bound by address (``set_tensor_address``) and enqueued on torch's current
 stream with ``execute_async_v3``: no pycuda / cuda-python. Every call is padded up to the nearest size in
-``batch_sizes`` and the output sliced. With ``cuda_graphs=True`` (default) the U-Net enqueue is captured in a
-CUDA graph per batch size, each with its own execution context and static buffers.
+``batch_sizes`` and the output sliced.
 
-Without TensorRT or a GPU, `trt_missing()` says which is missing and how to install it; `create_engine`
-turns that into the one-line error.
+Memory: a plan's execution contexts (one per batch size, plus one per graphed sampling loop) never run at the
+same time (one stream), so they share ONE scratch allocation of the plan's device-memory size
+(user-managed context memory) instead of each holding its own activations. With ``cuda_graphs=True`` (default)
+the U-Net enqueue is captured in a CUDA graph per batch size, and ``sample_loop`` runs a whole sampling loop as
+one graph per batch shape (``graphed.LoopCache``: bounded, whatever the number of seeds).
+
+Inputs must already be on ``device`` (``protocol.check_on_device``). Without TensorRT or a GPU,
+``export.trt_build.trt_missing()`` says which is missing and how to install it; `create_engine` turns that into
+the one-line error.
 """
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..errors import AugPaintError
+from ..export.trt_build import trt_missing
+from ..graphed import LoopCache, engine_sample_loop, trt_denoiser
+from .protocol import check_on_device, engine_device, run_padded
+
+__all__ = ["TrtEngine", "trt_missing"]
 
 
-def trt_missing() -> str | None:
-    """None when TensorRT and a CUDA GPU are usable here, else one line naming what is missing."""
-    problems = []
-    if importlib.util.find_spec("tensorrt") is None:
-        problems.append("TensorRT is not installed (pip install 'augpaint-fast[trt]', i.e. pip install tensorrt)")
-    if not torch.cuda.is_available():
-        problems.append("no CUDA GPU is visible to torch (TensorRT needs an NVIDIA GPU and a CUDA build of "
-                        "torch==2.13.0 from the PyTorch CUDA wheel index)")
-    if importlib.util.find_spec("onnx") is None:
-        problems.append("onnx is not installed (pip install onnx), needed to export the models TensorRT builds from")
-    return "; ".join(problems) or None
+def _on_device(device: torch.device):
+    """Make ``device`` current while TensorRT allocates (it uses the current CUDA device, not ours)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _stream(device: torch.device) -> int:
+    """The handle of torch's current stream on ``device`` (0, the default stream, off CUDA: tests' fake)."""
+    return torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
 
 
 class _Runner:
-    """One TensorRT plan: an engine plus execution contexts, run on torch tensors."""
+    """One TensorRT plan: an engine, its shared scratch memory and execution contexts, run on torch tensors."""
 
     def __init__(self, plan: Path, spec, device: torch.device, batch_sizes: Sequence[int], graphs: bool):
         import tensorrt as trt
@@ -44,10 +52,14 @@ class _Runner:
         self.spec, self.device, self.graphs = spec, device, graphs
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
+        with _on_device(device):  # TensorRT deserialises onto the current device: make it ours (cuda:1)
+            self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
         if self.engine is None:
             raise AugPaintError(f"TensorRT could not load {plan} (rebuild it with --force)")
+        size = getattr(self.engine, "device_memory_size_v2", None) or self.engine.device_memory_size
+        self.scratch = torch.empty(max(int(size), 1), dtype=torch.uint8, device=device)  # shared by all contexts
         self.batch_sizes = tuple(sorted(batch_sizes))
+        self.contexts_created = 0
         self.contexts: dict[int, object] = {}
         self.static: dict[int, tuple[list[torch.Tensor], torch.Tensor, object]] = {}
 
@@ -60,9 +72,25 @@ class _Runner:
             table[trt.bfloat16] = torch.bfloat16
         return table[self.engine.get_tensor_dtype(name)]
 
+    def _new_context(self):
+        """An execution context without memory of its own, using the runner's shared scratch."""
+        strategy = getattr(self.trt, "ExecutionContextAllocationStrategy", None)
+        if strategy is not None:  # TensorRT >= 10
+            ctx = self.engine.create_execution_context(strategy.USER_MANAGED)
+        else:
+            ctx = self.engine.create_execution_context_without_device_memory()
+        if ctx is None:
+            raise AugPaintError(f"TensorRT could not create an execution context for {self.spec.name}")
+        self.contexts_created += 1
+        if hasattr(ctx, "set_device_memory"):
+            ctx.set_device_memory(self.scratch.data_ptr(), self.scratch.numel())
+        else:
+            ctx.device_memory = self.scratch.data_ptr()
+        return ctx
+
     def bind(self, b: int):
-        """A new execution context for batch ``b`` bound to static torch buffers: (context, inputs, output)."""
-        ctx = self.engine.create_execution_context()
+        """A context for batch ``b`` bound to new static torch buffers: (context, inputs, output)."""
+        ctx = self._new_context()
         inputs = []
         for name in self.spec.input_names:
             _, shape = self.spec.input_shapes[name]
@@ -81,13 +109,15 @@ class _Runner:
             ctx, inputs, out = self.bind(b)
             graph = None
             if self.graphs:
+                current = torch.cuda.current_stream(self.device)
                 stream = torch.cuda.Stream(self.device)
+                stream.wait_stream(current)  # the buffers were zeroed on the current stream
                 with torch.cuda.stream(stream):
                     ctx.execute_async_v3(stream.cuda_stream)  # first enqueue does lazy work outside capture
-                    stream.synchronize()
                     graph = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(graph, stream=stream):
                         ctx.execute_async_v3(stream.cuda_stream)
+                current.wait_stream(stream)
             self.contexts[b] = ctx
             self.static[b] = (inputs, out, graph)
         return self.contexts[b]
@@ -101,14 +131,11 @@ class _Runner:
         if graph is not None:
             graph.replay()
         else:
-            stream = torch.cuda.current_stream(self.device)
-            ctx.execute_async_v3(stream.cuda_stream)
+            ctx.execute_async_v3(_stream(self.device))
         return out.float().clone()
 
     def __call__(self, *xs: torch.Tensor) -> torch.Tensor:
-        from .protocol import run_padded
-
-        xs = tuple(x.to(self.device) for x in xs)
+        check_on_device("trt", self.device, **dict(zip(self.spec.input_names, xs)))
         return run_padded(self._run_fixed, xs, self.batch_sizes)
 
 
@@ -128,7 +155,7 @@ class TrtEngine:
         from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES, export_specs
         from augpaint_fast.export.trt_build import build_engine
 
-        self.device = torch.device(device)
+        self.device = engine_device(device)
         if self.device.type != "cuda":
             raise AugPaintError("the trt engine runs on CUDA devices only")
         index = self.device.index or 0
@@ -136,6 +163,7 @@ class TrtEngine:
         self.batch_sizes = tuple(sorted(batch_sizes or DEFAULT_BATCH_SIZES))
         self.cond = unet.cfg.cond_channels > 0
         self.cuda_graphs = cuda_graphs
+        self._loops = LoopCache()
         specs = export_specs(autoencoder, unet, self.batch_sizes)
         dtypes = {"encoder": dtype, "unet": dtype, "decoder": decoder_dtype}
         self.runners = {}
@@ -152,16 +180,14 @@ class TrtEngine:
 
     def sample_loop(self, z0, mask, uids, seed, schedule, callback=None) -> torch.Tensor | None:
         """The whole sampling loop as one CUDA graph of U-Net enqueue + fused step + device step counter per
-        batch size (``augpaint_fast.graphed``), or None (caller falls back to ``sampler.augpaint_sample``) unless
+        batch shape (``augpaint_fast.graphed``), or None (caller falls back to ``sampler.augpaint_sample``) unless
         on CUDA with ``cuda_graphs``, an unconditional U-Net and a batch inside the plan's profile."""
         if not (self.device.type == "cuda" and self.cuda_graphs) or self.cond:
             return None
         if not min(self.batch_sizes) <= z0.shape[0] <= max(self.batch_sizes):
             return None
-        from ..graphed import engine_sample_loop, trt_denoiser
-
-        return engine_sample_loop(self, lambda batch: trt_denoiser(self.runners["unet"], batch), z0, mask, uids,
-                                  seed, schedule, callback)
+        return engine_sample_loop(self, self._loops, lambda batch: trt_denoiser(self.runners["unet"], batch),
+                                  z0, mask, uids, seed, schedule, callback)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.runners["encoder"](x)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import AugPaintError
 
 STATE_FILE = "train_state.pt"
@@ -64,10 +64,7 @@ class Batches:
 
 def save_state(folder: Path, state: dict) -> None:
     """Write the resumable training state atomically (temp file + rename): a crash never leaves half a file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, folder / STATE_FILE)
+    atomic_write(folder / STATE_FILE, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(folder: Path, expected: dict) -> dict | None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from augpaint_fast.engines import create_engine, engine_status
-from augpaint_fast.engines.trt_engine import trt_missing
+from augpaint_fast.export.trt_build import trt_missing
 from augpaint_fast.errors import AugPaintError
 from tests.engines._models import random_models
 
@@ -46,3 +46,35 @@ def test_trt_parity_and_plan_cache(tmp_path):
     assert cache.lookup(plans[0], cache.read_meta(plans[0])["key"])[0] is False
     create_engine("trt", ae, unet, cache_dir=tmp_path, batch_sizes=(1, 4))
     assert cache.lookup(plans[0], cache.read_meta(plans[0])["key"]) == (True, "")
+
+
+def test_runner_binds_pads_and_shares_one_scratch_with_fake_tensorrt(tmp_path, monkeypatch):
+    """The runner on a CPU stand-in for TensorRT (tests/engines/fake_tensorrt.py): results equal the torch
+    model's for any batch (padded to the profile's sizes), every execution context runs on the runner's ONE
+    scratch allocation, contexts stay bounded by the batch sizes, and inputs on another device are refused."""
+    import sys
+
+    from augpaint_fast.engines import trt_engine
+    from augpaint_fast.export.specs import export_specs
+    from tests.engines import fake_tensorrt
+    from tests.fake_device import FAKE, FakeDevice
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt)
+    ae, unet = random_models("tiny")
+    spec = export_specs(ae, unet, (1, 4))["unet"]
+    plan = tmp_path / "unet.plan"
+    plan.write_bytes(fake_tensorrt.register_plan("unet", spec.module.eval(), spec))
+    runner = trt_engine._Runner(plan, spec, torch.device("cpu"), (1, 4), graphs=False)
+    g = torch.Generator().manual_seed(0)
+    for b in (3, 1, 4, 2, 7, 3):
+        z, t = torch.randn(b, 3, 16, 16, generator=g), torch.randint(0, 1000, (b,), generator=g)
+        with torch.no_grad():
+            want = unet(z, t)
+        torch.testing.assert_close(runner(z, t), want, rtol=0, atol=1e-6)
+    assert set(runner.contexts) == {1, 4} and runner.contexts_created == 2
+    memories = {ctx.device_memory for ctx in runner.contexts.values()}
+    assert memories == {(runner.scratch.data_ptr(), runner.scratch.numel())}
+    extra, _, _ = runner.bind(4)  # a graphed loop's context: the same scratch again
+    assert extra.device_memory == (runner.scratch.data_ptr(), runner.scratch.numel())
+    with FakeDevice(), pytest.raises(ValueError, match="got z on privateuseone"):
+        runner(torch.zeros(1, 3, 16, 16).to(FAKE), torch.zeros(1, dtype=torch.int64))

@@ -11,7 +11,6 @@ import onnx  # noqa: E402
 
 from augpaint_fast.export import cache  # noqa: E402
 from augpaint_fast.export.onnx_export import export_all, export_onnx  # noqa: E402
-from augpaint_fast.engines.protocol import pick_batch, run_padded  # noqa: E402
 from augpaint_fast.export.specs import export_specs  # noqa: E402
 from tests.engines._models import random_models, save_weights  # noqa: E402
 
@@ -117,19 +116,6 @@ def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     export_onnx(spec, tmp_path)
     assert cache.lookup(path, key) == (True, "")
     assert cache.lookup(path, "other-key")[0] is False
-
-
-def test_pick_batch_and_run_padded():
-    assert [pick_batch(n, (1, 4, 8)) for n in (1, 2, 4, 5, 8, 9)] == [1, 4, 4, 8, 8, 8]
-    calls = []
-
-    def fn(x):
-        calls.append(x.shape[0])
-        return x * 2
-
-    x = torch.arange(11.0)[:, None]
-    assert torch.equal(run_padded(fn, [x], (1, 4, 8)), x * 2)
-    assert calls == [8, 4]
 
 
 def test_export_command(tiny, tmp_path, capsys):

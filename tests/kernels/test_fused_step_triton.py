@@ -67,13 +67,38 @@ def test_triton_matches_reference(dtype, shape, per_element, eta, record_propert
     record_property("kernel_path", f"triton-{DEV}")
 
 
-def test_triton_step_counter_on_device():
-    """j as a device int tensor (the CUDA-graph path) gives the same result as a Python int."""
+@pytest.mark.parametrize("mask_dtype", [torch.bool, torch.uint8, torch.float16, torch.float32])
+@pytest.mark.parametrize("per_element", [False, True], ids=["b1hw", "bchw"])
+def test_triton_accepts_every_mask_dtype_and_layout(mask_dtype, per_element):
+    """A 0/1 mask means the same in any dtype it is accepted in: bit-identical to the float32 mask's result."""
+    table = ddim_schedule(S, 1.0).table().to(DEV)
+    z, e, z0, mask, uids = (x.to(DEV) for x in cpp_tests.make_inputs((2, 3, 5, 7), torch.float32, per_element))
+    want = K.fused_step(z, e, z0, mask, table, 4, 99, uids)
+    got = K.fused_step(z, e, z0, mask.to(mask_dtype), table, 4, 99, uids)
+    assert torch.equal(got, want)
+    ref = fused_step_ref(*(x.cpu() for x in (z, e, z0, mask)), table.cpu(), 4, 99, uids.cpu())
+    torch.testing.assert_close(got.cpu(), ref, rtol=0, atol=1e-5)
+
+
+def test_triton_step_and_seed_on_device():
+    """j and the seed as device int tensors (the CUDA-graph path) give the result of Python ints (launch
+    arguments, the eager path, which copies nothing to the device per call)."""
     table = ddim_schedule(S, 1.0).table().to(DEV)
     z, e, z0, mask, uids = (x.to(DEV) for x in cpp_tests.make_inputs((2, 3, 8, 8), torch.float32, False))
     step = torch.tensor([3], dtype=torch.int64, device=DEV)
-    assert torch.equal(K.fused_step(z, e, z0, mask, table, step, 5, uids), K.fused_step(z, e, z0, mask, table, 3,
-                                                                                         5, uids))
+    seed = torch.tensor([0xFFFFFFFE], dtype=torch.int64, device=DEV)
+    want = K.fused_step(z, e, z0, mask, table, 3, 0xFFFFFFFE, uids)
+    assert torch.equal(K.fused_step(z, e, z0, mask, table, step, seed, uids), want)
+    assert torch.equal(K.fused_step(z, e, z0, mask, table, step, 0xFFFFFFFE, uids), want)
+
+
+def test_triton_refuses_operands_on_another_device():
+    from tests.fake_device import FAKE, FakeDevice
+
+    table = ddim_schedule(S, 1.0).table().to(DEV)
+    z, e, z0, mask, uids = (x.to(DEV) for x in cpp_tests.make_inputs((1, 3, 4, 4), torch.float32, False))
+    with FakeDevice(), pytest.raises(ValueError, match="uids is on privateuseone"):
+        K.fused_step(z, e, z0, mask, table, 1, 5, uids.to(FAKE))
 
 
 def test_triton_whole_run_matches_reference():

@@ -1,0 +1,45 @@
+"""The engine protocol module: the padding rule of static engines, device checks, the Engine protocol."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augpaint_fast.engines import Engine, LoopEngine, TorchEngine
+from augpaint_fast.engines.protocol import check_on_device, engine_device, pick_batch, run_padded
+from augpaint_fast.errors import AugPaintError
+
+
+def test_pick_batch_and_run_padded():
+    assert [pick_batch(n, (1, 4, 8)) for n in (1, 2, 4, 5, 8, 9)] == [1, 4, 4, 8, 8, 8]
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return x * 2
+
+    x = torch.arange(11.0)[:, None]
+    assert torch.equal(run_padded(fn, [x], (1, 4, 8)), x * 2)
+    assert calls == [8, 4]  # 11 = one chunk of 8 + 3 rows padded to 4 (the last row repeated)
+
+
+def test_engine_device_is_checked_and_explicit():
+    assert engine_device("cpu") == torch.device("cpu")
+    with pytest.raises(AugPaintError, match="is not a device"):
+        engine_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(AugPaintError, match="no CUDA GPU is visible"):
+            engine_device("cuda")
+    else:
+        assert engine_device("cuda").index == torch.cuda.current_device()
+
+
+def test_check_on_device_names_the_tensor():
+    check_on_device("x", torch.device("cpu"), a=torch.zeros(1), b=None)
+    with pytest.raises(ValueError, match="got b on meta"):
+        check_on_device("x", torch.device("cpu"), a=torch.zeros(1), b=torch.zeros(1, device="meta"))
+
+
+def test_engines_satisfy_the_protocol():
+    engine = TorchEngine(torch.nn.Identity(), torch.nn.Identity())
+    assert isinstance(engine, Engine) and isinstance(engine, LoopEngine)
+    assert not isinstance(object(), Engine)
