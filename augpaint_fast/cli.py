@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "train-ae":
             t.add_argument("--disc", action="store_true", help="add a PatchGAN loss after --disc-start steps")
             t.add_argument("--disc-start", type=int, default=2000)
+        else:
+            t.add_argument("--conditional", action="store_true",
+                           help="train the conditional U-Net (paper §3.1) into WEIGHTS/unet-cond/ for --variant cond")
+            t.add_argument("--flip-augment", action="store_true",
+                           help="also train on horizontally/vertically flipped images (not for fixed anatomy)")
 
     m = sub.add_parser("make-phantom", help="write a deterministic synthetic multi-class dataset")
     m.add_argument("--out", type=Path, required=True)
@@ -152,10 +157,11 @@ def _train(args) -> None:
         print(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
               f"{r.codes_used} codes used -> {args.weights / 'autoencoder'}")
     else:
-        r = train_ldm(args.data, args.weights, **common)
-        print(f"unet: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
+        r = train_ldm(args.data, args.weights, conditional=args.conditional, flip_augment=args.flip_augment,
+                      **common)
+        print(f"{'unet-cond' if args.conditional else 'unet'}: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
               f"{[round(v, 3) for v in r.latent_shift]} scale {[round(v, 3) for v in r.latent_scale]} "
-              f"-> {args.weights / 'unet'}")
+              f"-> {args.weights / ('unet-cond' if args.conditional else 'unet')}")
 
 
 def _make_phantom(args) -> None:
