@@ -79,10 +79,12 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+            "matplotlib>=3.7",
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
         "triton": ["triton>=3.0"],
+        "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
     },
     entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli:main"]},
     ext_modules=_ext_modules,

@@ -59,6 +59,7 @@ def _nifti(args):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .bench.command import add_bench_args
     from .export.command import add_export_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
@@ -113,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--classes", type=int, default=3)
 
     add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
+    add_bench_args(sub.add_parser("bench", help="time AugPaint's engines against the eager loop, RePaint and the "
+                                  "machine's dense peak; writes JSON, a Markdown table and a plot"))
 
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
@@ -199,6 +202,12 @@ def _export(args) -> None:
     export_command(args)
 
 
+def _bench(args) -> None:
+    from .bench.command import bench_command
+
+    bench_command(args)
+
+
 def _demo(args) -> None:
     from .generate import SampleOptions, run_sampling
     from .phantom import make_phantom
@@ -212,7 +221,7 @@ def _demo(args) -> None:
 
 
 COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-phantom": _make_phantom,
-            "export": _export, "info": _info, "demo": _demo}
+            "export": _export, "info": _info, "demo": _demo, "bench": _bench}
 
 
 def main(argv: list[str] | None = None) -> int:
