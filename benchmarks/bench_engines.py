@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpaint_fast import fused  # noqa: E402
+from augpaint_fast.bench.machine import dense_peak  # noqa: E402
 from augpaint_fast.config import get_preset  # noqa: E402
 from augpaint_fast.engines import create_engine, sample  # noqa: E402
 from augpaint_fast.flops import count_flops  # noqa: E402
@@ -67,18 +68,6 @@ def timeit(fn, reps: int, warmup: int = 1) -> float:
         _sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-@torch.inference_mode()
-def dense_peak(dtype: torch.dtype, reps: int = 3) -> tuple[float, str]:
-    """Best FLOP/s of a 2048^3 matmul and a 3x3 conv (B=8, 256->256 ch, 64x64), in ``dtype``, on DEVICE."""
-    n = 2048
-    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
-    mm = 2 * n**3 / timeit(lambda: a @ b, reps)
-    x = torch.randn(8, 256, 64, 64, dtype=dtype, device=DEVICE).contiguous(memory_format=torch.channels_last)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(DEVICE, dtype).to(memory_format=torch.channels_last)
-    cv = 2 * 8 * 256 * 256 * 9 * 64 * 64 / timeit(lambda: conv(x), reps)
-    return (mm, "matmul") if mm >= cv else (cv, "conv3x3")
 
 
 def bf16_quality(ae, unet, preset) -> str:
@@ -133,7 +122,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads{gpu}; fused step path {fused.kernel_path(DEVICE)}")
     peaks = {}
     for dt in sorted({DTYPE_OF[c] for c in args.configs}, key=str):
-        peaks[dt] = dense_peak(dt)
+        peak = dense_peak(dt, DEVICE)
+        peaks[dt] = (peak["gflops"] * 1e9, peak["kernel"])
         print(f"# dense peak {str(dt).replace('torch.', '')}: {peaks[dt][0] / 1e9:.1f} GFLOP/s ({peaks[dt][1]})")
     sched = ddim_schedule(args.steps, 1.0)
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
