@@ -4,9 +4,9 @@ A noise source is a callable ``noise(stream) -> Tensor``: float32 standard norma
 [B, C, h, w] on one device, for the numbered stream of the sampler's random draws.
 
 - ``philox_noise``: the project's counter-based generator (DESIGN.md §4, ``rng.normal``) for each sample's uid,
-  so a sample's noise, and the sample, do not depend on the batch it ran in. Computed by the C++ extension for
-  the whole batch when the fused-step dispatcher uses it on CPU (``AUGPAINT_KERNELS``), else by the PyTorch
-  reference; both give the same Philox integers and normals within a few fp32 ulps.
+  so a sample's noise, and the sample, do not depend on the batch it ran in. Computed on the CPU by the C++
+  extension (one call per sample) when the fused-step dispatcher uses it there (``AUGPAINT_KERNELS``), else by
+  the PyTorch reference; both give the same Philox integers and normals within a few fp32 ulps.
 - ``torch_noise``: ``torch.randn`` from one ``torch.Generator`` (the stream number is ignored): what a loop
   written with plain PyTorch draws, as the original RePaint code does with ``th.randn_like``. Reproducible for a
   given batch only.

@@ -38,10 +38,6 @@ class Timing:
     def of(cls, seconds: list[float]) -> "Timing":
         return cls(statistics.median(seconds), min(seconds), max(seconds), len(seconds))
 
-    def scaled(self, factor: float, offset: float = 0.0) -> "Timing":
-        return Timing(self.median * factor + offset, self.min * factor + offset, self.max * factor + offset,
-                      self.repeats)
-
 
 def seconds_of(fn: Callable[[], object], device: torch.device | str) -> float:
     """Wall seconds of one ``fn()`` with the device synchronised before and after."""

@@ -19,7 +19,6 @@ import torch
 
 from .. import fused, rng
 from ..config import get_preset
-from ..flops import count_flops, param_count
 from ..models import UNet, VQAutoencoder
 from ..noise import torch_noise
 from ..repaint import RePaintSchedule, forward_jump, pixel_unet_config, reverse_step, stream_init
@@ -74,6 +73,10 @@ class Workload:
 def preset_costs(preset: str) -> tuple[dict, dict]:
     """(FLOPs per sample of one call of the encoder, decoder, U-Net and pixel-space U-Net; parameters of the
     autoencoder, U-Net and pixel U-Net), counted on the meta device (``augpaint_fast.flops``)."""
+    # Imported here: torch's FLOP counter imports triton, which must not happen at import time of this module
+    # (triton reads TRITON_INTERPRET once, when first imported; the CPU tests of the Triton kernel set it).
+    from ..flops import count_flops, param_count
+
     p = get_preset(preset)
     with torch.device("meta"):
         ae, unet, pixel = VQAutoencoder(p.autoencoder), UNet(p.unet), UNet(pixel_unet_config(p))
