@@ -8,7 +8,7 @@ U-Net at the image size (the paper's comparison with RePaint as published).
 Conventions:
 - Mask: ``mask = 1`` where the original is kept, ``0`` where it is generated (DESIGN.md §1; RePaint's own
   ``gt_keep_mask``; diffusers' RePaint uses the opposite). [B, 1, h, w] or [B, C, h, w].
-- Time grid: the S timesteps of DESIGN.md §3 (``ddim_schedule(S).timesteps``, so RePaint and AugPaint call the
+- Time grid: the S timesteps of DESIGN.md §3 (``schedule.timesteps(S)``, so RePaint and AugPaint call the
   U-Net at the same t), indexed i = 0 .. S-1 from the cleanest (tau_0 = 1 for S = 50) and respaced as
   guided-diffusion's ``SpacedDiffusion``: ``abar_i = abar[tau_i]``, ``abar_-1 = 1``,
   ``beta_i = 1 - abar_i / abar_{i-1}``.
@@ -60,7 +60,7 @@ from .config import Preset, UNetConfig, get_preset
 from .errors import AugPaintError
 from .noise import NoiseFn, philox_noise
 from .sampler import Denoiser
-from .schedule import NUM_TRAIN_STEPS, alphas_cumprod, ddim_schedule
+from .schedule import NUM_TRAIN_STEPS, alphas_cumprod, timesteps
 
 DEFAULT_STEPS, DEFAULT_JUMP_LENGTH, DEFAULT_JUMP_N_SAMPLE = 50, 10, 5
 
@@ -136,7 +136,9 @@ def repaint_schedule(steps: int = DEFAULT_STEPS, jump_length: int = DEFAULT_JUMP
                      jump_n_sample: int = DEFAULT_JUMP_N_SAMPLE,
                      num_train_steps: int = NUM_TRAIN_STEPS) -> RePaintSchedule:
     """RePaint over the S-step grid of DESIGN.md §3 with the given jumps (see the module docstring)."""
-    tau = ddim_schedule(steps, 1.0, num_train_steps).timesteps[::-1].copy()  # ascending: index 0 is cleanest
+    if not 1 <= steps <= num_train_steps:
+        raise AugPaintError(f"--steps must be between 1 and {num_train_steps}, got {steps}")
+    tau = timesteps(steps, num_train_steps)[::-1].copy()  # ascending: index 0 is the cleanest
     times = get_schedule_jump(steps, jump_length, jump_n_sample)
     if rng.STREAM_REPAINT + 2 * len(times) >= rng.STREAM_FLIP:
         raise AugPaintError(f"RePaint schedule of {len(times)} transitions is too long for its RNG streams")

@@ -19,7 +19,7 @@ from augpaint_fast.bench import runner
 from augpaint_fast.bench.configs import default_configs
 from augpaint_fast.bench.eager import eager_sample
 from augpaint_fast.bench.machine import dense_peak
-from augpaint_fast.engines import create_engine
+from augpaint_fast.engines import create_engine, sample
 from augpaint_fast.noise import torch_noise
 from augpaint_fast.repaint import repaint_sample, repaint_schedule
 from augpaint_fast.schedule import ddim_schedule
@@ -66,7 +66,7 @@ def test_one_batch(benchmark, work, method, label):
         if method == "augpaint":
             def run():
                 z0 = engine.encode(inp.x)
-                return engine.decode(runner.augpaint_latents(engine, z0, inp.mask, inp.uids, 0, ddim))
+                return engine.decode(sample(engine, z0, inp.mask, inp.uids, 0, ddim).latents)
             calls, flops = STEPS, fl["encoder"] + STEPS * fl["unet"] + fl["decoder"]
         else:
             def run():

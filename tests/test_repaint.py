@@ -162,12 +162,12 @@ def test_golden_values_on_a_tiny_random_unet():
     mask[:, :, 4:12, 4:12] = 1
     uids = torch.tensor([rng.sample_uid("golden", k) for k in range(2)])
     with torch.no_grad():
-        out = repaint_sample(lambda z, t: unet(z, t), x0, mask, uids, 7, repaint_schedule(6, 2, 2))
-    # |x| reaches ~25 (a random U-Net is no noise predictor); measured between the C++ and the reference
-    # normals, threads and batch sizes: 1.5e-5 absolute (6e-7 relative); bound 2e-5 relative.
+        out = repaint_sample(lambda z, t: unet(z, t), x0, mask, uids, 7, repaint_schedule(5, 2, 2))
+    # |x| reaches 86 (a random U-Net is no noise predictor); measured between the C++ and the reference
+    # normals, threads and batch sizes: up to 2.3e-5 absolute; bound 1e-4 absolute + 2e-5 relative.
     assert out.sum().item() == pytest.approx(GOLDEN_SUM, rel=2e-5)
-    np.testing.assert_allclose(out[1, :, 0, 0].numpy(), GOLDEN_PIXEL, rtol=2e-5)
-    np.testing.assert_allclose(out[0, :, 15, 3].numpy(), GOLDEN_PIXEL_2, rtol=2e-5)
+    np.testing.assert_allclose(out[1, :, 0, 0].numpy(), GOLDEN_PIXEL, rtol=2e-5, atol=1e-4)
+    np.testing.assert_allclose(out[0, :, 15, 3].numpy(), GOLDEN_PIXEL_2, rtol=2e-5, atol=1e-4)
 
 
 def test_pixel_unet_config_matches_the_preset():
@@ -184,6 +184,6 @@ def test_pixel_unet_config_matches_the_preset():
     assert out.shape == (1, 3, 64, 64)
 
 
-GOLDEN_SUM = 597.5443115234375
-GOLDEN_PIXEL = [-20.336034774780273, 13.774826049804688, -9.04952621459961]
-GOLDEN_PIXEL_2 = [23.871442794799805, 25.432018280029297, 20.753795623779297]
+GOLDEN_SUM = 730.5863647460938  # 5 steps on the uniform grid (t = 1, 201, ..., 801), jumps 2 x 2: 9 calls
+GOLDEN_PIXEL = [-17.032604217529297, 18.285520553588867, -3.024611473083496]
+GOLDEN_PIXEL_2 = [11.01597785949707, 11.571578979492188, -3.145688772201538]

@@ -23,7 +23,7 @@ import torch
 from .. import rng
 from ..checkpoint import load_weights_folder
 from ..data.imageio import read_image, read_label
-from ..engines import create_engine
+from ..engines import create_engine, sample
 from ..errors import AugPaintError
 from ..masks import known_mask, to_latent
 from ..noise import philox_noise
@@ -32,7 +32,6 @@ from ..repaint import RePaintSchedule, repaint_sample
 from ..schedule import DDIMSchedule
 from .configs import BenchConfig
 from .eager import eager_generate
-from .runner import augpaint_latents
 
 PHANTOM_SEED = 2026  # the demo's phantoms: not among the ones the shipped tiny weights were trained on (seed 0)
 
@@ -111,9 +110,10 @@ class QualitySet:
 
     def augpaint(self, cfg: BenchConfig, options: dict, schedule: DDIMSchedule) -> torch.Tensor:
         engine = create_engine(cfg.engine, self.autoencoder, self.unet, **options)
-        shift, scale = self._norm(engine.device)
-        z0 = (engine.encode(self.x.to(engine.device)) - shift) / scale
-        z = augpaint_latents(engine, z0, self.mask.to(engine.device), self.uids, self.seed, schedule)
+        dev = engine.device
+        shift, scale = self._norm(dev)
+        z0 = (engine.encode(self.x.to(dev)) - shift) / scale
+        z = sample(engine, z0, self.mask.to(dev), self.uids.to(dev), self.seed, schedule).latents
         return engine.decode(z * scale + shift)
 
     @torch.no_grad()

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import fused, rng
+from .. import rng
 from ..config import get_preset
+from ..engines import sample
 from ..models import UNet, VQAutoencoder
 from ..noise import torch_noise
 from ..repaint import RePaintSchedule, forward_jump, pixel_unet_config, reverse_step, stream_init
-from ..sampler import augpaint_sample
 from ..schedule import DDIMSchedule
 from .eager import eager_sample
 from .machine import Timing, seconds_of
@@ -107,7 +107,7 @@ class Inputs:
         mask_pixel[:, :, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
         mask = torch.nn.functional.max_pool2d(mask_pixel, size // lat)
         uids = torch.tensor([rng.sample_uid("bench", k) for k in range(batch)], dtype=torch.int64)
-        return cls(x.to(device), mask.to(device), mask_pixel.to(device), uids)
+        return cls(x.to(device), mask.to(device), mask_pixel.to(device), uids.to(device))
 
 
 def first_calls(schedule: DDIMSchedule, n: int) -> DDIMSchedule:
@@ -120,17 +120,6 @@ def _latent_norm(unet: UNet, device: torch.device) -> tuple[torch.Tensor, torch.
     cfg = unet.cfg
     return (torch.tensor(cfg.latent_shift, device=device)[None, :, None, None],
             torch.tensor(cfg.latent_scale, device=device)[None, :, None, None])
-
-
-def augpaint_latents(engine, z0: torch.Tensor, mask: torch.Tensor, uids: torch.Tensor, seed: int,
-                     schedule: DDIMSchedule) -> torch.Tensor:
-    """AugPaint's loop on an engine as the sampling job runs it: the engine's whole-loop graph where it has one
-    (``sample_loop``), else ``augpaint_sample`` over its denoiser with the fused step."""
-    loop = getattr(engine, "sample_loop", None)
-    z = loop(z0, mask, uids, seed, schedule) if loop is not None else None
-    if z is None:
-        z = augpaint_sample(engine.denoiser, z0, mask, uids, seed, schedule, step=fused.fused_step)
-    return z
 
 
 def _timed_run(encode, loop, decode, device, calls: int, timed: int) -> float:
@@ -148,19 +137,29 @@ def _repeat(run, warm, repeats: int) -> Timing:
 
 
 def time_augpaint(engine, work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int, repeats: int,
-                  seed: int = 0) -> Timing:
-    """One batch of AugPaint on ``engine``: encode, S calls (``timed`` of them timed), decode."""
+                  seed: int = 0) -> tuple[Timing, str]:
+    """One batch of AugPaint on ``engine`` as the sampling job runs it (``engines.sample``: the engine's
+    whole-loop graph where it has one, else the sampler with the fused step): encode, S calls (``timed`` of them
+    timed), decode. Returns the timing and the fused-step path that ran."""
     device = engine.device
+    ran = {}
+
+    def loop(z0: torch.Tensor, sched: DDIMSchedule) -> torch.Tensor:
+        out = sample(engine, z0, inputs.mask, inputs.uids, seed, sched)
+        ran["kernel"] = out.kernel
+        return out.latents
+
     shift, scale = _latent_norm(work.unet, device)
     timed_sched = first_calls(schedule, timed)
     warm_sched = timed_sched if device.type == "cuda" else first_calls(schedule, min(timed, WARMUP_CALLS_CPU))
 
     def run(sched: DDIMSchedule) -> float:
         return _timed_run(lambda: (engine.encode(inputs.x) - shift) / scale,
-                          lambda z0: augpaint_latents(engine, z0, inputs.mask, inputs.uids, seed, sched),
+                          lambda z0: loop(z0, sched),
                           lambda z: engine.decode(z * scale + shift), device, schedule.steps, sched.steps)
 
-    return _repeat(lambda: run(timed_sched), lambda: run(warm_sched), repeats)
+    timing = _repeat(lambda: run(timed_sched), lambda: run(warm_sched), repeats)
+    return timing, ran["kernel"]
 
 
 def time_eager(work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int, repeats: int,

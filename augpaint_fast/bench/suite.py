@@ -15,7 +15,6 @@ from typing import Callable
 
 import torch
 
-from .. import fused
 from ..engines import create_engine, engine_status
 from ..engines.torch_engine import DTYPES
 from ..errors import AugPaintError
@@ -121,12 +120,11 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     common = {"preset": s.preset, "steps": s.steps, "device": str(device), "machine": machine, "versions": vers,
               "dense_peak": peaks, "memory_bandwidth_gbs": round(bandwidth, 2), "command": s.command,
               "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "fused_step_kernel": fused.kernel_path(device),
               "repaint_jumps": {"jump_length": s.jump_length, "jump_n_sample": s.jump_n_sample}}
     records: list[dict] = []
 
     def record(method: str, label: str, engine: str, options: dict, dtype: str, batch: int, timing: Timing,
-               timed_calls: int, noise: str, cache_interval: int = 1) -> None:
+               timed_calls: int, noise: str, cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)") -> None:
         calls = rp.unet_calls if method.startswith("repaint") else s.steps
         unet_flops = fl["pixel_unet"] if method == "repaint_pixel" else fl["unet"]
         flops = batch * per_sample[method]
@@ -138,7 +136,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
                "gflop_per_call": batch * unet_flops / 1e9, "gflop_per_sample_call": unet_flops / 1e9,
                "gflop_per_batch": flops / 1e9, "achieved_gflops": flops / timing.median / 1e9,
                "fraction_of_peak": flops / timing.median / (peaks[dtype]["gflops"] * 1e9),
-               "dtype": dtype, "cache_interval": cache_interval, "noise": noise, **common}
+               "dtype": dtype, "cache_interval": cache_interval, "noise": noise, "step_kernel": kernel, **common}
         records.append(rec)
         log(f"{label:>18} {method:>15} B={batch:<3} {timing.median:8.3f} s/batch ({timing.min:.3f}-{timing.max:.3f})"
             f"  {rec['samples_per_s']:8.3f} samples/s  {100 * rec['fraction_of_peak']:5.1f}% of {dtype} peak"
@@ -174,9 +172,9 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
         measured.append(cfg)
         for b in s.batch_sizes:
             bar.set_postfix_str(f"{cfg.label} B={b}")
-            record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b,
-                   runner.time_augpaint(engine, work, inputs[b], ddim, timed, s.repeats, s.seed), timed, "philox",
-                   cfg.cache_interval)
+            timing, kernel = runner.time_augpaint(engine, work, inputs[b], ddim, timed, s.repeats, s.seed)
+            record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timing, timed, "philox",
+                   cfg.cache_interval, kernel)
             bar.update()
             bar.set_postfix_str(f"{cfg.label} latent RePaint B={b}")
             record("repaint_latent", cfg.label, cfg.engine, cfg.options, cfg.dtype, b,
