@@ -12,7 +12,7 @@ _PACKAGE_DIRS = {"augpaint_fast": "augpaint_fast", "augpaint_fast.kernels": "ker
 _PACKAGES = [p for root, folder in _PACKAGE_DIRS.items()
              for p in [root] + [f"{root}.{sub}" for sub in find_packages(folder)]]
 
-# --- optional C++ extension augpaint_fast._C (csrc/): fused step for CPU tensors --------------------------------
+# --- optional C++ extension augpaint_fast._C (csrc/): fused step + fused GroupNorm/SiLU for CPU tensors ----
 # Plain pybind11 + OpenMP, no libtorch. -ffp-contract=off keeps the float32 arithmetic operation-for-operation the
 # PyTorch reference's (no FMA contraction); -fno-math-errno lets sqrt vectorise; no -march=native (portable wheels): the kernel uses target_clones
 # (x86-64-v4 / v3 / baseline) picked at load time. A compiler failure is a warning: the package then runs on the
@@ -29,7 +29,7 @@ if Pybind11Extension is not None:
     _ext_modules.append(
         Pybind11Extension(
             "augpaint_fast._C",
-            ["csrc/ext.cpp", "csrc/fused_step_cpu.cpp"],
+            ["csrc/ext.cpp", "csrc/fused_step_cpu.cpp", "csrc/group_norm_silu_cpu.cpp"],
             include_dirs=["csrc"],
             cxx_std=17,
             extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
@@ -83,6 +83,7 @@ setup(
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
+        "openvino": ["onnx>=1.15", "openvino>=2024.0"],
         "triton": ["triton>=3.0"],
         "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
     },
