@@ -60,6 +60,7 @@ def _nifti(args):
 
 def _parser() -> argparse.ArgumentParser:
     from .bench.command import add_bench_args
+    from .engines.cli_options import add_speed_args  # cpuspeed
     from .export.command import add_export_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--paste-back", action="store_true",
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
+    add_speed_args(s)  # cpuspeed: --cache-interval, --fused-norm, --flash-attention (engines/cli_options.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
         t = sub.add_parser(name, help=f"train the {model} on every image of a dataset")
@@ -135,7 +137,10 @@ ENGINE_FLAGS = {"dtype": "dtype", "device": "device", "engine_cache": "cache_dir
 
 def _engine_options(args) -> dict:
     """The engine flags given on the command line, under the names the engines' constructors take."""
+    from .engines.cli_options import speed_options  # cpuspeed
+
     options = {opt: getattr(args, flag) for flag, opt in ENGINE_FLAGS.items()}
+    options.update(speed_options(args))  # cpuspeed: --cache-interval, --fused-norm, --flash-attention
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
 
 
@@ -192,6 +197,10 @@ def _info(args) -> None:
     print(f"  Triton: {'triton ' + tri['version'] if tri['available'] else 'missing: ' + str(tri['reason'])}")
     if "cuda" in status:
         print(f"  CUDA tensors: {status['cuda']['path']} ({status['cuda']['reason']})")
+    from .fused_norm import norm_status  # cpuspeed
+
+    print(f"fused GroupNorm+SiLU kernel path: {norm_status()['cpu']['path']} for CPU tensors "
+          f"({norm_status()['cpu']['reason']})")
     for name, missing in engine_status().items():
         print(f"engine {name}: {'available' if missing is None else 'unavailable: ' + missing}")
 
