@@ -16,7 +16,7 @@ batch size.
 - Feature caching (``cache_interval > 1``): two more exports, ``unet_full`` (eps and the cached deep feature) and
   ``unet_shallow`` (eps from the outer blocks and a cached feature), driven by ``cached.CachedDenoiser``.
 
-Inputs and outputs are torch tensors on the CPU (engine protocol); outputs are float32.
+Inputs must be CPU tensors (``protocol.check_on_device``); outputs are float32 CPU tensors.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import torch
 
 from ..errors import AugPaintError
 from .onnx_engine import physical_cores
+from .protocol import check_on_device, engine_device, run_padded
 from .torch_engine import DTYPES, cpu_supports_bf16
 
 _OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
@@ -68,17 +69,16 @@ class _StaticModel:
         feeds = {}
         for name, x in zip(self.spec.input_names, inputs):
             dtype = self.spec.input_shapes[name][0]
-            feeds[name] = x.detach().to("cpu", dtype).contiguous().numpy()
+            feeds[name] = x.detach().to(dtype).contiguous().numpy()
         request.infer(feeds)
         # The output buffers belong to the request and are overwritten by its next call: copy them out.
         return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data, dtype=np.float32, copy=True))
                      for i in range(len(self.spec.output_names)))
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_on_device("openvino", torch.device("cpu"), **dict(zip(self.spec.input_names, inputs)))
         if not self.batch_sizes:
             return self._run_once(*inputs)
-        from .protocol import run_padded
-
         return run_padded(self._run_once, inputs, self.batch_sizes)
 
 
@@ -99,7 +99,7 @@ class OpenVinoEngine:
 
         from .cached import check_interval
 
-        self.device = torch.device(device)
+        self.device = engine_device(device)
         if self.device.type != "cpu":
             raise AugPaintError(f"the openvino engine runs on the CPU only (got device {device!r}); on a GPU use "
                                 f"--engine torch or trt")
