@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from ..errors import AugPaintError
 
 # Options the bench supplies from its own flags (--engine-cache, --threads) to the engines that take them.
-RUNTIME_OPTIONS: dict[str, tuple[str, ...]] = {"onnx": ("cache_dir", "threads"), "trt": ("cache_dir",)}
+RUNTIME_OPTIONS: dict[str, tuple[str, ...]] = {"onnx": ("cache_dir", "threads"), "trt": ("cache_dir",),
+                                                "openvino": ("cache_dir", "threads")}
 DEFAULT_DTYPE = {"trt": "float16"}  # an engine's dtype when its options do not name one (else float32)
 
 
@@ -44,6 +45,19 @@ CONFIGS: list[BenchConfig] = [
     BenchConfig("torch-fp16-graphs", "torch", {"dtype": "float16", "cuda_graphs": True}, devices=("cuda",)),
     BenchConfig("onnx-fp32", "onnx"),
     BenchConfig("trt-fp16", "trt", {"dtype": "float16"}, devices=("cuda",)),
+    # CPU speed options. torch-bf16 above runs the fused GroupNorm+SiLU and the flash-attention layout (its
+    # defaults in bf16); -autocast is bf16 without them. -cN: feature caching, a full U-Net call every N calls.
+    BenchConfig("torch-bf16-autocast", "torch", {"dtype": "bfloat16", "fused_norm": False, "flash_attention": False},
+                default=False),
+    BenchConfig("torch-fp32-fast", "torch", {"fused_norm": True, "flash_attention": True}, default=False),
+    BenchConfig("torch-bf16-compile", "torch", {"dtype": "bfloat16", "compile": "default"}, devices=("cpu",),
+                default=False),
+    BenchConfig("openvino-fp32", "openvino", {"dtype": "float32"}, devices=("cpu",)),
+    BenchConfig("openvino-bf16", "openvino", {"dtype": "bfloat16"}, devices=("cpu",)),
+    BenchConfig("torch-bf16-c3", "torch", {"dtype": "bfloat16", "cache_interval": 3}),
+    BenchConfig("openvino-bf16-c3", "openvino", {"dtype": "bfloat16", "cache_interval": 3}, devices=("cpu",)),
+    *(BenchConfig(f"openvino-bf16-c{n}", "openvino", {"dtype": "bfloat16", "cache_interval": n}, devices=("cpu",),
+                  default=False) for n in (2, 5)),
 ]
 
 

@@ -10,6 +10,9 @@ their box masks, every configuration samples the same (source, k) pairs with the
   eager float32 loop's sample of the same seed and uid (``eager.eager_generate`` with the counter-based noise,
   the reference): 0 for a configuration that computes the same thing, larger where a dtype or engine changes
   the output. Not defined for RePaint (another sampler, other noise streams).
+- ``diversity_grey``: mean absolute difference, in grey levels, between the samples of one source outside its
+  known region (``augpaint_fast.quality.outside_diversity``), averaged over sources: the generated surroundings
+  must still differ (a cache or dtype that collapsed the sampler would show here).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from ..errors import AugPaintError
 from ..masks import known_mask, to_latent
 from ..noise import philox_noise
 from ..phantom import make_phantom
+from ..quality import outside_diversity
 from ..repaint import RePaintSchedule, repaint_sample
 from ..schedule import DDIMSchedule
 from .configs import BenchConfig
@@ -60,6 +64,7 @@ class QualitySet:
     mask: torch.Tensor  # [N, 1, h, w] latent-size mask
     uids: torch.Tensor
     seed: int
+    per_source: int = 1  # rows are grouped by source, per_source consecutive rows each
 
     @classmethod
     def load(cls, weights: Path, sources: int, per_source: int, seed: int = 0) -> "QualitySet":
@@ -86,7 +91,7 @@ class QualitySet:
             raise AugPaintError("no phantom source with a labelled region for the quality runs")
         known_t = torch.from_numpy(np.stack(known))[:, None]
         return cls(Path(weights), autoencoder, unet, torch.from_numpy(np.stack(rows)), known_t,
-                   to_latent(known_t, factor), torch.tensor(uids, dtype=torch.int64), seed)
+                   to_latent(known_t, factor), torch.tensor(uids, dtype=torch.int64), seed, per_source)
 
     def scores(self, images: torch.Tensor, reference: torch.Tensor | None) -> dict:
         images = images.detach().float().cpu().clamp(-1, 1)
@@ -94,6 +99,11 @@ class QualitySet:
         out = {"known_psnr_db": round(float(psnr.mean()), 2), "known_psnr_min_db": round(float(psnr.min()), 2),
                "quality_samples": int(images.shape[0])}
         out["mad_grey_vs_eager"] = None if reference is None else round(mad_grey(images, reference), 4)
+        n = self.per_source
+        groups = [(images[i:i + n].numpy(), self.known[i, 0].numpy().astype(bool))
+                  for i in range(0, images.shape[0], n)]
+        div = [outside_diversity(list(g), known) for g, known in groups if n > 1 and not known.all()]
+        out["diversity_grey"] = round(float(np.mean(div)), 3) if div else None
         return out
 
     def _norm(self, device):

@@ -76,8 +76,8 @@ def markdown(records: list[dict], summary: dict) -> str:
         "",
         "| config | method | batch | s / batch (min-max) | samples/s | s per 8 samples | U-Net calls (timed) "
         "| GFLOP / call | % of peak | vs eager | vs RePaint latent | vs RePaint pixel | known PSNR dB "
-        "| MAD vs eager fp32 (grey) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| MAD vs eager fp32 (grey) | diversity (grey) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     group = {"eager": 0, "augpaint": 1, "repaint_latent": 2, "repaint_pixel": 3}
     for r in sorted(records, key=lambda r: (r["batch_size"], group[r["method"]])):  # stable: configs in run order
@@ -87,7 +87,8 @@ def markdown(records: list[dict], summary: dict) -> str:
             f"{r['samples_per_s']:.3f} | {8 / r['samples_per_s']:.2f} | {r['unet_calls']} ({r['timed_calls']}) | "
             f"{r['gflop_per_call']:.1f} | {100 * r['fraction_of_peak']:.1f}% | {_ratio(r['speedup_vs_eager'])} | "
             f"{_ratio(r['speedup_vs_repaint_latent'])} | {_ratio(r['speedup_vs_repaint_pixel'])} | "
-            f"{_f(r['known_psnr_db'], '.2f')} | {_f(r['mad_grey_vs_eager'], '.3f')} |")
+            f"{_f(r['known_psnr_db'], '.2f')} | {_f(r['mad_grey_vs_eager'], '.3f')} | "
+            f"{_f(r.get('diversity_grey'), '.2f')} |")
     lines += ["", "![samples/s by configuration and batch size, with the limit](bench.png)"]
     lines += ["", "Goals (measured over the AugPaint records; every ratio is at equal batch size):", ""]
     lines += [f"- {goal}: **{measured}**" for goal, measured in goals(records)]

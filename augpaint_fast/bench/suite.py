@@ -234,7 +234,7 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
     bar.update()
     bar.close()
     empty = {"known_psnr_db": None, "known_psnr_min_db": None, "mad_grey_vs_eager": None, "quality_samples": 0,
-             "quality_of": None}
+             "diversity_grey": None, "quality_of": None}
     for r in records:
         key = (r["method"], r["config"])
         q = rp_scores if r["method"] == "repaint_latent" else scores.get(key, empty)
@@ -242,7 +242,8 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
     for (method, label), q in list(scores.items()) + [(("repaint_latent", "*"), rp_scores)]:
         log(f"quality {label:>18} {method:>15}: known-region PSNR {q['known_psnr_db']:.2f} dB "
             f"(min {q['known_psnr_min_db']:.2f}), MAD vs eager fp32 "
-            f"{'-' if q['mad_grey_vs_eager'] is None else format(q['mad_grey_vs_eager'], '.3f')} grey levels")
+            f"{'-' if q['mad_grey_vs_eager'] is None else format(q['mad_grey_vs_eager'], '.3f')} grey levels, "
+            f"outside-box diversity {'-' if q['diversity_grey'] is None else format(q['diversity_grey'], '.2f')}")
     notes.append("pixel RePaint has no quality figures: no trained pixel-space weights exist (timing only)")
     return (f"trained weights `{weights}`, {qs.x.shape[0]} samples ({s.quality_sources} phantom sources x "
             f"{s.quality_per_source}, box masks, seed {s.seed}, {s.steps} steps); known-region PSNR against the "

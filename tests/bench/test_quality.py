@@ -29,3 +29,7 @@ def test_quality_set_from_phantoms(weights):
     assert qs.known.sum() > 0 and set(qs.known.unique().tolist()) <= {0.0, 1.0}
     s = qs.scores(qs.x.clone(), qs.x)
     assert s["mad_grey_vs_eager"] == 0 and s["known_psnr_db"] == pytest.approx(126.02)
+    assert s["diversity_grey"] == 0  # the two "samples" of a source are the same image here
+    moved = qs.x.clone()
+    moved[1::2] += 2 / 255 * (1 - qs.known[1::2])  # second sample of each source: 1 grey level brighter outside
+    assert qs.scores(moved, qs.x)["diversity_grey"] == pytest.approx(1.0, rel=1e-4)
