@@ -40,9 +40,11 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
                    help="RePaint reverse steps (and forward jumps) timed per repeat, scaled (default 3)")
     p.add_argument("--jump-length", type=int, default=10, help="RePaint jump length (default 10)")
     p.add_argument("--jump-n-sample", type=int, default=5, help="RePaint resamplings per jump (default 5)")
+    from .configs import CONFIGS
+
     p.add_argument("--configs", nargs="+", default=None,
-                   help="engine configurations: labels (torch-fp32, torch-bf16, onnx-fp32, torch-fp16, "
-                        "torch-fp16-graphs, trt-fp16) or ENGINE:KEY=VALUE,... (default: all available here)")
+                   help=f"engine configurations: labels ({', '.join(c.label for c in CONFIGS)}) or "
+                        f"ENGINE:KEY=VALUE,... (default: the default ones available here)")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: theirs)")
     p.add_argument("--engine-cache", type=Path, default=None, help="where onnx/trt exports are cached")
