@@ -80,6 +80,7 @@ setup(
             "onnxruntime>=1.17",
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
+            "openvino>=2024.0",
         ],
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
