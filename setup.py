@@ -80,7 +80,9 @@ setup(
             "onnxruntime>=1.17",
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
+            "monai>=1.3",
         ],
+        "seg": ["monai>=1.3"],  # train-seg, evaluate, filter, rand-aug (MONAI U-Net, losses, metrics, transforms)
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
         "triton": ["triton>=3.0"],

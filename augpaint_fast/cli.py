@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     add_bench_args(sub.add_parser("bench", help="time AugPaint's engines against the eager loop, RePaint and the "
                                   "machine's dense peak; writes JSON, a Markdown table and a plot"))
 
+    from .segmentation.commands import add_segmentation_commands
+    add_segmentation_commands(sub)  # train-seg, evaluate, filter, rand-aug, export-dataset (args.handler)
+
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
 
@@ -227,7 +230,7 @@ COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-ph
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except AugPaintError as exc:
         print(f"augpaint-fast: error: {exc}", file=sys.stderr)
         return 2
