@@ -12,9 +12,11 @@ pairs) as an nnU-Net v2 raw dataset or as plain folders, for training in the too
       dataset.json               {"channel_names", "labels", "numTraining", "file_ending": ".png",
                                   "overwrite_image_reader_writer": "NaturalImage2DIO"}
 
-Channels must be the same for every case, so the whole dataset is written either greyscale (when every image
-has three equal channels, as the project's replicated grey scans: ``channel_names {"0": "grey"}``, 8-bit L
-PNGs) or RGB (``{"0": "R", "1": "G", "2": "B"}``, 8-bit RGB PNGs). ``labels`` is ``{"background": 0,
+Channels must be the same for every case, so the whole dataset is written either greyscale
+(``channel_names {"0": "grey"}``, 8-bit L PNGs) or RGB (``{"0": "R", "1": "G", "2": "B"}``, 8-bit RGB PNGs):
+``--color auto`` (default) writes greyscale when every image has three equal channels (the project's
+replicated grey scans), else RGB; ``--color grey`` writes the mean of the three channels (for grey scans whose
+generated samples came out with slightly unequal channels); ``--color rgb`` always writes RGB. ``labels`` is ``{"background": 0,
 <name>: 1, ...}`` up to the largest class in the data (or ``--classes``), names from ``--label-names`` or
 ``class_<k>``. nnU-Net accepts only lossless files, so every image is re-encoded as PNG (JPEG sources too);
 intensities are the project's 8-bit mapping of [-1, 1] (16-bit sources are quantised to 8 bits).
@@ -47,6 +49,7 @@ from .pairs import PairFolder, open_pairs
 
 EXPORT_RECORD = "augpaint_export.json"
 FORMATS = ("nnunet", "folder")
+COLORS = ("auto", "grey", "rgb")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -97,10 +100,12 @@ def _previous_files(root: Path) -> list[str]:
 
 def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *, dataset_id: int = 501,
                    name: str = "AugPaint", label_names: list[str] | None = None, classes: int | None = None,
-                   max_classes: int = 16, progress: bool = True) -> ExportSummary:
+                   color: str = "auto", max_classes: int = 16, progress: bool = True) -> ExportSummary:
     """Export the pairs of ``samples`` (and ``real``) to ``out`` as ``fmt`` (module docstring)."""
     if fmt not in FORMATS:
         raise AugPaintError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if color not in COLORS:
+        raise AugPaintError(f"--color must be one of {', '.join(COLORS)}, got {color!r}")
     if not samples and not real:
         raise AugPaintError("nothing to export: give --samples and/or --real")
     if fmt == "nnunet":
@@ -119,10 +124,11 @@ def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *
     previous = _previous_files(root)
 
     # pass 1: read and check everything before writing (channels, classes)
-    loaded, rgb, top = [], False, 0
+    loaded, rgb, top = [], color == "rgb", 0
     for case, folder, item in progress_bar(cases, enabled=progress, desc="checking pairs", unit="pair"):
         s = folder.dataset.load(item)
-        rgb |= not (np.array_equal(s.image[0], s.image[1]) and np.array_equal(s.image[0], s.image[2]))
+        if color == "auto":
+            rgb |= not (np.array_equal(s.image[0], s.image[1]) and np.array_equal(s.image[0], s.image[2]))
         top = max(top, int(s.label.max()))
         loaded.append((case, folder, item))
     k = classes if classes is not None else top
@@ -138,7 +144,7 @@ def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *
 
     files = [f"{d}/{case}{suf}" for case, _, _ in loaded for d, suf in ((img_dir, suffix), (lab_dir, ".png"))]
     settings = {"format": fmt, "samples": [str(Path(s).resolve()) for s in samples],
-                "real": [str(Path(r).resolve()) for r in real], "classes": k, "rgb": rgb}
+                "real": [str(Path(r).resolve()) for r in real], "classes": k, "color": color, "rgb": rgb}
     try:
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(root / EXPORT_RECORD, json.dumps({**settings, "complete": False,
@@ -151,8 +157,7 @@ def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *
         origins = {}
         for case, folder, item in progress_bar(loaded, enabled=progress, desc=f"export {fmt}", unit="pair"):
             s = folder.dataset.load(item)
-            u8 = to_uint8(s.image)
-            pixels = np.moveaxis(u8, 0, -1) if rgb else u8[0]
+            pixels = np.moveaxis(to_uint8(s.image), 0, -1) if rgb else to_uint8(s.image.mean(0))
             atomic_write(root / img_dir / f"{case}{suffix}", lambda tmp: _save_png(pixels, tmp), durable=False)
             atomic_write(root / lab_dir / f"{case}.png", lambda tmp: _save_png(s.label.astype(np.uint8), tmp),
                          durable=False)
@@ -187,13 +192,15 @@ def add_export_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-names", default=None, help="comma-separated class names for 1..K (default class_<k>)")
     p.add_argument("--classes", type=int, default=None, help="number of foreground classes (default: the largest "
                                                              "class id in the data)")
+    p.add_argument("--color", choices=COLORS, default="auto", help="auto (default: greyscale when every image is "
+                   "grey, else RGB), grey (mean of the channels) or rgb")
     p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
 
 
 def export_dataset_command(args) -> None:
     names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
     s = export_dataset(args.samples, args.real, args.format, args.out, dataset_id=args.dataset_id, name=args.name,
-                       label_names=names, classes=args.classes, max_classes=args.max_classes)
+                       label_names=names, classes=args.classes, color=args.color, max_classes=args.max_classes)
     print(s.line())
 
 

@@ -5,6 +5,11 @@ Adam with lr 5e-4, global batch 4, 120 epochs by default; no validation split (e
 folder with ``augpaint-fast evaluate``). Augmentation is off by default (``--augment light``: see
 :mod:`.augment`).
 
+Data: every ``--data`` folder's pairs (real dataset folders and generated folders alike, see
+:mod:`augpaint_fast.data.pairs`), resized to ``--size``; pairs whose label has no foreground train as
+background-only examples and are counted (``empty_labels`` in config.json). ``--classes`` defaults to the
+largest class id in the data; give it when a small labelled subset may lack the highest class.
+
 Length: exactly one of ``--epochs`` (default 120) and ``--steps`` (optimizer steps) decides it;
 ``steps = ceil(epochs * N / B)`` for N pairs and global batch B. The run records both (``steps`` and the
 effective ``epochs = steps * B / N``), and which one was given.

@@ -70,6 +70,10 @@ def test_rgb_folder_format_several_samples_and_rebuild(real, tmp_path):
     assert np.asarray(Image.open(tmp_path / "flat" / "images" / names[-1])).shape == (32, 32, 3)  # grey as RGB
     assert len(Dataset.open(tmp_path / "flat").labelled) == 6
     assert np.allclose(read_image(tmp_path / "flat" / "images" / names[0]), read_image(a / "images" / "phantom_0000_0.png"))
+    grey = export_dataset([a], [], "folder", tmp_path / "grey", color="grey", progress=False)
+    img = np.asarray(Image.open(tmp_path / "grey" / "images" / "aug_phantom_0000_0.png"))  # one folder: aug_
+    assert not grey.rgb and img.ndim == 2
+    assert np.abs(img.astype(int) - np.rint((read_image(a / "images" / "phantom_0000_0.png").mean(0) + 1) * 127.5)).max() <= 1
     export_dataset([b], [], "folder", tmp_path / "flat", progress=False)  # rerun, fewer cases: stale files go
     assert len(list((tmp_path / "flat" / "images").iterdir())) == 3
     meta = export_dataset([b], [], "nnunet", tmp_path / "raw", progress=False)
