@@ -50,13 +50,12 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from ..atomic import atomic_write
 from ..data.pairs import PairFolder, Pairs, load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
 from ..training.distributed import (DistContext, all_reduce_mean, barrier, init_distributed, shutdown,
                                     split_batch, unwrap, wrap_ddp)
-from ..training.loop import STATE_FILE, load_state
+from ..training.loop import STATE_FILE, load_state, save_state
 from .augment import RECIPES, apply_joint, build_recipe, pair_seed
 from .model import SegModelConfig, build_unet, read_run_config, save_run
 
@@ -242,7 +241,7 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
             if ctx.is_rank0:
                 state = {"settings": settings, "model": unwrap(net).state_dict(), "opt": opt.state_dict(),
                          "step": step + 1, "seconds": time.perf_counter() - t0}
-                atomic_write(run / STATE_FILE, lambda tmp: torch.save(state, tmp))
+                save_state(run, state)
             barrier(ctx)
     final_loss = window_sum / min(window, total - start)  # mean global loss over the last `window` steps
     seconds = time.perf_counter() - t0
