@@ -81,7 +81,9 @@ setup(
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
             "openvino>=2024.0",
+            "monai>=1.3",
         ],
+        "seg": ["monai>=1.3"],  # train-seg, evaluate, filter, rand-aug (MONAI U-Net, losses, metrics, transforms)
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
         "openvino": ["onnx>=1.15", "openvino>=2024.0"],
