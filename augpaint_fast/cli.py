@@ -123,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
 
     from .segmentation.commands import add_segmentation_commands
     add_segmentation_commands(sub)  # train-seg, evaluate, filter, rand-aug, export-dataset (args.handler)
+    from .pipeline.run import add_pipeline_args, pipeline_command
+
+    pl = sub.add_parser("pipeline", help="the whole method: AE, LDM, sample, filter, train-seg, evaluate, over "
+                                         "splits of labelled cases, with the paper's baselines (results table)")
+    add_pipeline_args(pl)
+    pl.set_defaults(handler=pipeline_command)
 
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
