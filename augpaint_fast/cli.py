@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument("--lr", type=float, default=1e-3)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--checkpoint-every", type=int, default=500)
+        t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); under torchrun "
+                                                      "each process takes its own GPU")
         if name == "train-ae":
             t.add_argument("--disc", action="store_true", help="add a PatchGAN loss after --disc-start steps")
             t.add_argument("--disc-start", type=int, default=2000)
@@ -167,18 +169,21 @@ def _sample(args) -> None:
 
 
 def _train(args) -> None:
+    import os
+
     from .training import train_autoencoder, train_ldm
 
+    report = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)  # torchrun: rank 0 reports
     common = dict(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  checkpoint_every=args.checkpoint_every, nifti=_nifti(args))
+                  checkpoint_every=args.checkpoint_every, nifti=_nifti(args), device=args.device)
     if args.command == "train-ae":
         r = train_autoencoder(args.data, args.weights, disc=args.disc, disc_start=args.disc_start, **common)
-        print(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
+        report(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
               f"{r.codes_used} codes used -> {args.weights / 'autoencoder'}")
     else:
         r = train_ldm(args.data, args.weights, conditional=args.conditional, flip_augment=args.flip_augment,
                       **common)
-        print(f"{'unet-cond' if args.conditional else 'unet'}: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
+        report(f"{'unet-cond' if args.conditional else 'unet'}: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
               f"{[round(v, 3) for v in r.latent_shift]} scale {[round(v, 3) for v in r.latent_scale]} "
               f"-> {args.weights / ('unet-cond' if args.conditional else 'unet')}")
 

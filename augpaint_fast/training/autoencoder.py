@@ -7,6 +7,10 @@ re-seeded from random encoder outputs, which keeps the whole codebook in use.
 
 The weights folder gets ``autoencoder/config.json`` + ``model.safetensors``; ``train_state.pt`` beside them is
 saved every ``checkpoint_every`` steps and a rerun with the same settings resumes from it.
+
+Data-parallel under ``torchrun`` as the LDM trainer (``training.ldm``): every process draws the same global
+batch and trains on its share; code-usage counts are summed over the processes and dead codes are re-seeded
+from the whole global batch, identically everywhere. The PatchGAN term (``disc``) is single-process only.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from ..checkpoint import save_model
 from ..config import get_preset
 from ..data import load_training_images
 from ..models import VQAutoencoder
+from ..errors import AugPaintError
+from .distributed import barrier, init_distributed, split_batch, unwrap, wrap_ddp
 from .loop import Batches, load_state, lr_at, psnr, save_state
 
 
@@ -65,8 +71,15 @@ def evaluate(model: VQAutoencoder, images: torch.Tensor, batch_size: int = 64) -
 def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 32,
                       lr: float = 1e-3, seed: int = 0, disc: bool = False, disc_start: int = 2000,
                       disc_weight: float = 0.1, reseed_every: int = 100, dead_threshold: int = 1,
-                      checkpoint_every: int = 500, nifti=None, progress: bool = True) -> AETrainResult:
+                      checkpoint_every: int = 500, nifti=None, device: str | None = None,
+                      progress: bool = True) -> AETrainResult:
     """Train (or resume training) the autoencoder of ``preset`` on ``data`` and save it under ``weights``."""
+    ctx = init_distributed(device)
+    share = split_batch(batch_size, ctx)
+    mine = slice(ctx.rank * share, (ctx.rank + 1) * share)  # this process's part of every global batch
+    if disc and ctx.distributed:
+        raise AugPaintError("--disc (the PatchGAN term) trains in one process only; run train-ae without torchrun")
+    progress = progress and ctx.is_rank0
     cfg = get_preset(preset)
     folder = Path(weights) / "autoencoder"
     settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "disc": disc, "data": str(Path(data).resolve())}
@@ -74,9 +87,9 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
     train_set, held = _heldout_split(images)
 
     torch.manual_seed(seed)
-    model = VQAutoencoder(cfg.autoencoder)
+    model = VQAutoencoder(cfg.autoencoder).to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
-    discriminator = PatchDiscriminator() if disc else None
+    discriminator = PatchDiscriminator().to(ctx.device) if disc else None
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=lr, betas=(0.5, 0.9)) if disc else None
     gen = torch.Generator().manual_seed(seed)
     usage = torch.zeros(cfg.autoencoder.n_embed, dtype=torch.long)
@@ -92,6 +105,8 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
         if disc:
             discriminator.load_state_dict(state["disc"])
             opt_d.load_state_dict(state["opt_d"])
+    barrier(ctx)  # every process has read the state before rank 0 may overwrite it
+    net = wrap_ddp(model, ctx)
     batches = Batches(train_set, batch_size, gen)
 
     t0 = time.perf_counter() - elapsed
@@ -100,7 +115,9 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=100)
         x = batches.next()
-        xrec, codebook_loss, commit_loss, indices = model(x)
+        if ctx.distributed or ctx.device.type != "cpu":
+            x = x[mine].to(ctx.device)
+        xrec, codebook_loss, commit_loss, indices = net(x)
         loss = F.l1_loss(xrec, x) + codebook_loss + commit_loss
         use_disc = disc and step >= disc_start
         if use_disc:
@@ -113,30 +130,41 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-        usage += model.codebook_usage(indices)
+        counts = model.codebook_usage(indices)
+        if ctx.distributed:
+            torch.distributed.all_reduce(counts)  # the global batch's usage, the same on every process
+        usage += counts.cpu()
         if (step + 1) % reseed_every == 0 and step + 1 < steps * 0.9:
             with torch.no_grad():
-                h = model.encode(batches.next())
+                h = model.encode(batches.next().to(ctx.device))  # the whole global batch, on every process
             model.reseed_dead_codes(h, usage, dead_threshold)
             usage.zero_()
         if step % 20 == 0:
             bar.set_postfix(l1=f"{F.l1_loss(xrec, x).item():.4f}", codes=int((usage > 0).sum()), refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            state = {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(), "usage": usage,
-                     "generator": gen.get_state(), "step": step + 1, "seconds": time.perf_counter() - t0}
-            if disc:
-                state.update(disc=discriminator.state_dict(), opt_d=opt_d.state_dict())
-            save_state(folder, state)
+            if ctx.is_rank0:
+                state = {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
+                         "usage": usage, "generator": gen.get_state(), "step": step + 1,
+                         "seconds": time.perf_counter() - t0}
+                if disc:
+                    state.update(disc=discriminator.state_dict(), opt_d=opt_d.state_dict())
+                save_state(folder, state)
+            barrier(ctx)
 
     seconds = time.perf_counter() - t0
+    model = unwrap(net)
+    held, probe = held.to(ctx.device), train_set[:512].to(ctx.device)
     heldout = evaluate(model, held) if len(held) else float("nan")
     with torch.no_grad():
-        codes = model.codebook_usage(model(train_set[:512])[3])
+        codes = model.codebook_usage(model(probe)[3])
     result = AETrainResult(steps=steps, heldout_psnr=heldout, codes_used=int((codes > 0).sum()), seconds=seconds)
-    save_model(model, folder, "autoencoder", extra={"training": {**settings, "steps": steps,
-                                                               "heldout_psnr_db": round(heldout, 2),
-                                                               "codes_used": result.codes_used,
-                                                               "images": len(images),
-                                                               "seconds": round(seconds, 1)}})
-    (folder / "train_state.pt").unlink(missing_ok=True)
+    if ctx.is_rank0:
+        save_model(model, folder, "autoencoder", extra={"training": {**settings, "steps": steps,
+                                                                   "heldout_psnr_db": round(heldout, 2),
+                                                                   "codes_used": result.codes_used,
+                                                                   "images": len(images),
+                                                                   "seconds": round(seconds, 1),
+                                                                   "world_size": ctx.world_size}})
+        (folder / "train_state.pt").unlink(missing_ok=True)
+    barrier(ctx)
     return result

@@ -10,6 +10,12 @@ takes the normalised latent of the image under a random box mask (``augpaint_fas
 step's loss is ``|| eps - eps_theta(z_t, z_mask, t) ||^2``. ``flip_augment=True`` adds the horizontally,
 vertically and doubly flipped images to the training set (4x the latents; for data where a flipped scan is as
 plausible as the original, e.g. dermoscopy, not for a fixed anatomical layout).
+
+Data-parallel: unchanged under ``torchrun --nproc_per_node=N`` (``training.distributed``; gloo on CPU, NCCL
+with one GPU per process). Every process draws the same global batch, timesteps and noise from the shared
+generator and trains on its contiguous share of it; DistributedDataParallel averages the gradients, so a step
+is the single-process step on the global batch up to floating-point summation order. Rank 0 writes the
+checkpoints and the weights.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from ..config import get_preset
 from ..data import load_training_images
 from ..models import UNet
 from ..schedule import NUM_TRAIN_STEPS, alphas_cumprod
+from .distributed import all_reduce_mean, barrier, init_distributed, split_batch, unwrap, wrap_ddp
 from .loop import EMA, Batches, load_state, lr_at, save_state
 
 
@@ -56,9 +63,13 @@ def _flipped(images: torch.Tensor) -> torch.Tensor:
 
 def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 64,
               lr: float = 1e-3, seed: int = 0, ema_decay: float = 0.999, checkpoint_every: int = 500,
-              conditional: bool = False, flip_augment: bool = False, nifti=None,
+              conditional: bool = False, flip_augment: bool = False, nifti=None, device: str | None = None,
               progress: bool = True) -> LDMTrainResult:
     """Train (or resume training) the U-Net of ``preset`` on the latents of ``weights``' autoencoder."""
+    ctx = init_distributed(device)
+    share = split_batch(batch_size, ctx)
+    mine = slice(ctx.rank * share, (ctx.rank + 1) * share)  # this process's part of every global batch
+    progress = progress and ctx.is_rank0
     cfg = get_preset(preset)
     autoencoder, ae_cfg = load_model(Path(weights) / "autoencoder", "autoencoder")
     folder = Path(weights) / UNET_FOLDERS["cond" if conditional else "uncond"]
@@ -86,7 +97,7 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
                                    cond_channels=ae_cfg.embed_dim if conditional else 0)
 
     torch.manual_seed(seed)
-    model = UNet(unet_cfg)
+    model = UNet(unet_cfg).to(ctx.device)
     ema = EMA(model, ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
@@ -100,6 +111,8 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
         ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
         start, elapsed = state["step"], state["seconds"]
+    barrier(ctx)  # every process has read the state before rank 0 may overwrite it
+    net = wrap_ddp(model, ctx)
     index = torch.arange(len(latents))
     batches = Batches(index, batch_size, gen)
 
@@ -117,7 +130,10 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
         if conds is not None:
             cond = conds[idx, torch.randint(0, MASK_VERSIONS, (batch_size,), generator=gen)]
         zt = sqrt_abar[t][:, None, None, None] * z0 + sqrt_1m_abar[t][:, None, None, None] * noise
-        loss = F.mse_loss(model(zt, t, cond), noise)
+        if ctx.distributed or ctx.device.type != "cpu":
+            zt, t, noise = zt[mine].to(ctx.device), t[mine].to(ctx.device), noise[mine].to(ctx.device)
+            cond = None if cond is None else cond[mine].to(ctx.device)
+        loss = F.mse_loss(net(zt, t, cond), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -127,15 +143,22 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
         if step % 20 == 0:
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save_state(folder, {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
-                                "ema": ema.state_dict(), "generator": gen.get_state(), "step": step + 1,
-                                "seconds": time.perf_counter() - t0})
+            if ctx.is_rank0:
+                save_state(folder, {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
+                                    "ema": ema.state_dict(), "generator": gen.get_state(), "step": step + 1,
+                                    "seconds": time.perf_counter() - t0})
+            barrier(ctx)
 
     seconds = time.perf_counter() - t0
+    final = all_reduce_mean(running if running is not None else float("nan"), ctx)
+    model = unwrap(net)
     model.load_state_dict(ema.shadow)
-    save_model(model, folder, "unet", extra={"training": {**settings, "steps": steps, "images": len(images),
-                                                        "final_loss": round(running or float("nan"), 5),
-                                                        "seconds": round(seconds, 1)}})
-    (folder / "train_state.pt").unlink(missing_ok=True)
-    return LDMTrainResult(steps=steps, final_loss=running or float("nan"), seconds=seconds,
+    if ctx.is_rank0:
+        save_model(model, folder, "unet", extra={"training": {**settings, "steps": steps, "images": len(images),
+                                                            "final_loss": round(final, 5),
+                                                            "seconds": round(seconds, 1),
+                                                            "world_size": ctx.world_size}})
+        (folder / "train_state.pt").unlink(missing_ok=True)
+    barrier(ctx)
+    return LDMTrainResult(steps=steps, final_loss=final, seconds=seconds,
                           latent_shift=unet_cfg.latent_shift, latent_scale=unet_cfg.latent_scale)
