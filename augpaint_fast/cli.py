@@ -59,7 +59,9 @@ def _nifti(args):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .distributed import add_ray_args
     from .export.command import add_export_args
+    from .service.command import add_serve_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
                                  "few-label medical image segmentation.")
@@ -84,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--paste-back", action="store_true",
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
+    add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (distributed.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
         t = sub.add_parser(name, help=f"train the {model} on every image of a dataset")
@@ -108,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--classes", type=int, default=3)
 
     add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
+
+    v = sub.add_parser("serve", help="serve AugPaint over HTTP (POST /augment, GET /health, GET /metrics)")
+    add_serve_args(v, SHIPPED_WEIGHTS)  # service/command.py
+    _add_engine_args(v)
 
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
@@ -138,6 +145,10 @@ def _sample(args) -> None:
                          flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
                          output_size=args.output_size, paste_back=args.paste_back, max_classes=args.max_classes,
                          nifti=_nifti(args), engine_options=_engine_options(args))
+    if args.ray is not None:  # sharded on Ray workers (distributed.py)
+        from .distributed import sample_command
+
+        return sample_command(args, opts)
     summary = run_sampling(args.data, args.weights, args.out, opts)
     print(summary.line())
 
@@ -205,8 +216,14 @@ def _demo(args) -> None:
     print(f"preview: {args.out / 'samples' / 'preview.png'} (demo wall time {time.perf_counter() - t0:.1f} s)")
 
 
+def _serve(args) -> None:
+    from .service.command import serve_command
+
+    serve_command(args, _engine_options(args))
+
+
 COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-phantom": _make_phantom,
-            "export": _export, "info": _info, "demo": _demo}
+            "export": _export, "info": _info, "demo": _demo, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,7 +139,7 @@ class SampleSummary:
                 f"({rate:.2f} samples/s){done}{empty} -> {self.out}")
 
 
-def _check_options(opts: SampleOptions) -> None:
+def check_options(opts: SampleOptions) -> None:
     if opts.n < 1:
         raise AugPaintError(f"--n must be >= 1, got {opts.n}")
     if opts.batch_size < 1:
@@ -222,7 +222,7 @@ class Generator:
     CACHE = 1024
 
     def __init__(self, weights: Path, opts: SampleOptions):
-        _check_options(opts)
+        check_options(opts)
         self.opts = opts
         self.weights = Path(weights)
         self.autoencoder, ae_cfg, self.unet, unet_cfg = load_weights_folder(self.weights)
@@ -319,7 +319,7 @@ class Job:
 
     def __init__(self, data: Path, weights: Path, out: Path, opts: SampleOptions, progress: bool = True, *,
                  generator: bool = True):
-        _check_options(opts)
+        check_options(opts)
         self.opts, self.progress = opts, progress
         self.weights = Path(weights)
         self.generator = Generator(self.weights, opts) if generator else None

@@ -36,6 +36,10 @@ from ..errors import AugPaintError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
 
+class TooManyPixels(AugPaintError):
+    """An image larger than the caller's pixel limit (refused from its header, before decoding)."""
+
+
 def _name(path, display) -> str:
     return display if display is not None else str(path)
 
@@ -46,7 +50,7 @@ def _open_pil(path, display: str, max_pixels: int | None = None) -> Image.Image:
     try:
         img = Image.open(path)
         if max_pixels is not None and img.width * img.height > max_pixels:
-            raise AugPaintError(f"{display} is {img.width}x{img.height} pixels, more than the limit of {max_pixels}")
+            raise TooManyPixels(f"{display} is {img.width}x{img.height} pixels, more than the limit of {max_pixels}")
         img.load()  # decode now, so truncated files fail here
     except FileNotFoundError:
         raise AugPaintError(f"{display} does not exist") from None
@@ -304,4 +308,5 @@ __all__ = [
     "normalise_intensity",
     "check_label_values",
     "to_uint8",
+    "TooManyPixels",
 ]
