@@ -79,7 +79,12 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+            # service, Ray and dataset-example tests (the [serve], [distributed] and [monai] extras, plus httpx)
+            "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27", "ray>=2.9", "monai>=1.3",
         ],
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],  # augpaint-fast serve
+        "distributed": ["ray>=2.9"],  # augpaint-fast sample --ray
+        "monai": ["monai>=1.3"],  # examples/train_monai_unet.py
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
         "triton": ["triton>=3.0"],

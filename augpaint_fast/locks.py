@@ -1,7 +1,9 @@
 """Cross-process locks for folders that several processes write into (POSIX ``fcntl``; Linux and macOS).
 
 - :func:`folder_lock` holds an exclusive ``flock`` on one lock file: it serialises short critical sections
-  (a manifest append) between processes and between threads (each holder opens its own descriptor).
+  (a manifest append) between processes and between threads (each holder opens its own descriptor). A
+  process forked while a lock is held closes its inherited copy of the descriptor at once, so the lock is
+  released when its holder leaves the block, not when the child exits.
 - :class:`NameLocks` holds exclusive locks on a set of names (e.g. the output pairs a process is about to
   generate) at once: one byte of a shared lock file per name, at an offset hashed from the name, locked with
   ``fcntl.lockf`` in ascending offset order, so two holders never deadlock. Two names that hash to one offset
@@ -23,15 +25,31 @@ from typing import Iterable, Iterator
 _OFFSET_BITS = 31  # offsets in [0, 2**31): collisions are negligible for any realistic number of names
 
 
+_OPEN_LOCKS: set[tuple[int, int]] = set()  # (descriptor, pid that opened it) of the open folder locks
+
+
+def _close_inherited_locks() -> None:
+    for fd, _ in _OPEN_LOCKS:
+        os.close(fd)
+    _OPEN_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def folder_lock(path: Path | str) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if missing) for the duration of the block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    entry = (fd, os.getpid())
+    _OPEN_LOCKS.add(entry)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the flock
+        if entry in _OPEN_LOCKS:  # not when a forked child unwinds its parent's block (closed at the fork)
+            _OPEN_LOCKS.discard(entry)
+            os.close(fd)  # the last descriptor of it closed releases the flock
 
 
 def _offset(name: str) -> int:

@@ -174,12 +174,16 @@ class OutputWriter:
             self._read_manifest()
 
     def discard_partial(self, names=None) -> None:
-        """Remove the temporary files of interrupted writes: of ``names`` (pair names), or of every pair."""
+        """Remove the temporary files of interrupted writes: of ``names`` (pair names), or of every pair and of
+        the folder's own files (run config, preview)."""
         patterns = ["*"] if names is None else [glob.escape(n) for n in names]
         for folder in (self.images_dir, self.labels_dir):
             for pattern in patterns:
                 for tmp in folder.glob(f".{pattern}.png.*.tmp"):
                     tmp.unlink(missing_ok=True)
+        if names is None:
+            for tmp in self.out_dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def done(self, name: str) -> bool:
         """True if ``name`` is in the manifest and both of its files exist (safe to skip on resume)."""

@@ -57,8 +57,9 @@ class Limits:
 
 
 class BodySizeLimit:
-    """ASGI middleware: a request body over ``max_bytes`` is answered 413 (by Content-Length before reading,
-    else as soon as the streamed body passes the limit)."""
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413, by its Content-Length before reading
+    it, else as soon as the streamed body passes the limit (whatever the app then makes of the aborted body,
+    e.g. FastAPI's 400 for an unparsable form, is replaced by the 413)."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -72,26 +73,31 @@ class BodySizeLimit:
                 return await _send_json(send, 400, "invalid Content-Length header")
             if int(length) > self.max_bytes:
                 return await _send_json(send, 413, self._message(int(length)))
-        received, started = 0, False
+        received, too_large, answered = 0, False, False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
-        async def tracked_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message):
+            nonlocal answered
+            if not too_large:
+                answered = answered or message["type"] == "http.response.start"
+                return await send(message)
+            if message["type"] == "http.response.start" and not answered:  # the app's answer to the cut body
+                answered = True
+                await _send_json(send, 413, self._message(received))
 
         try:
-            await self.app(scope, limited_receive, tracked_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            if started:
+            if answered:
                 raise
             await _send_json(send, 413, self._message(received))
 
