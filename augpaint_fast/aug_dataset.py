@@ -27,19 +27,19 @@ A worker killed mid-chunk leaves at most temporary files, which the next miss on
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .checkpoint import weights_sha256
 from .cli import SHIPPED_WEIGHTS
 from .data import Dataset, NiftiOptions, OutputWriter, read_image, read_label
-from .generate import (Generator, SampleOptions, WorkItem, array_digest, check_options, load_sources,
-                       manifest_record, model_image_size, run_config, work_item)
+from .generate import (Generator, SampleOptions, WorkItem, check_options, load_sources, manifest_record,
+                       model_image_size, run_config, work_item)
 from .locks import NameLocks
 from .progress import progress as progress_bar
 
@@ -51,7 +51,7 @@ def default_cache_dir(real_dir: Path, config: dict) -> Path:
     from .export.cache import default_cache_dir as package_cache
 
     key = json.dumps({"data": str(Path(real_dir).resolve()), **config}, sort_keys=True)
-    return package_cache() / "datasets" / array_digest(np.frombuffer(key.encode(), np.uint8))
+    return package_cache() / "datasets" / hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
 class AugPaintDataset(torch.utils.data.Dataset):

@@ -267,7 +267,7 @@ class Generator:
                 raise AugPaintError(f"the encoder produced NaN/Inf latents for {', '.join(i for _, (_, i) in chunk)} "
                                     f"(weights {self.weights}); the autoencoder checkpoint is broken")
             for (key, _), z in zip(chunk, (h - self.shift) / self.scale):
-                self._z0[key] = z
+                self._z0[key] = z.clone()  # its own storage: a cached row must not keep its whole batch alive
         return self._cached(self._z0, keys)
 
     def _known_masks(self, items: Sequence[WorkItem], image_masks: list[np.ndarray]) -> torch.Tensor:

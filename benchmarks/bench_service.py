@@ -12,7 +12,6 @@ Use --url to measure a server that is already running (its own settings then app
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform

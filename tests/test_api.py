@@ -1,5 +1,6 @@
 """The embedding API: pairs equal the sampling job's bytes, content-derived ids, thread safety, clear errors."""
 import threading
+import time
 from concurrent.futures import CancelledError
 
 import numpy as np
@@ -132,6 +133,9 @@ def test_full_queue_refuses_at_once_and_requests_can_be_cancelled_or_time_out(we
         with pytest.raises(QueueFull, match="exceeds the queue's capacity of 4"):
             small.augment(image, label, n=5)
         first = small.submit(image, label, n=4, seed=0)  # 2 batches: the second waits in the queue
+        deadline = time.monotonic() + TIMEOUT
+        while small.stats()["queue_depth"] > 2 and time.monotonic() < deadline:  # the worker took a batch
+            time.sleep(0.001)
         second = small.submit(image, label, n=2, seed=1)
         second.cancel()
         with pytest.raises(CancelledError):

@@ -171,7 +171,9 @@ def test_killed_from_outside_at_an_arbitrary_moment_the_rerun_finishes_the_same_
     pid = os.fork()
     if pid == 0:
         code = 99
-        try:
+        try:  # slowed down a little after each recorded pair, so the run is surely still going when killed
+            append = OutputWriter._append_manifest
+            OutputWriter._append_manifest = lambda self, line: (append(self, line), time.sleep(0.05))
             code = main(args)
         finally:
             os._exit(code)

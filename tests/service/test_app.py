@@ -250,7 +250,7 @@ def test_a_client_that_disconnects_has_its_request_cancelled_and_shutdown_answer
     aug = from_pretrained(weights, steps=50, batch_size=2, max_wait_ms=0)
     with ThreadServer(create_app(aug)) as srv:
         with httpx.Client() as client, pytest.raises(httpx.ReadTimeout):
-            files, data = _files(phantom_data, 0, n=4)
+            files, data = _files(phantom_data, 0, n=16)  # 8 batches of 50 steps: still running when it leaves
             client.post(f"{srv.url}/augment", files=files, data=data, timeout=httpx.Timeout(60, read=0.05))
         deadline = time.monotonic() + 30
         while aug.stats()["requests"]["cancelled"] < 1 and time.monotonic() < deadline:
