@@ -105,3 +105,13 @@ def test_the_monai_example_trains_a_unet_on_it(phantom_data, tmp_path):
     net, losses = train(phantom_data, None, n_per_source=2, epochs=4, steps=3, workers=0, cache_dir=tmp_path / "c")
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 4, 64, 64)
+
+
+def test_the_default_cache_is_per_data_folder_and_settings_under_the_package_cache(phantom_data, weights, tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("AUGPAINT_FAST_CACHE", str(tmp_path / "pkg"))
+    a = AugPaintDataset(phantom_data, weights, **SETTINGS)
+    b = AugPaintDataset(phantom_data, weights, **{**SETTINGS, "seed": 12})
+    assert a.cache_dir.parent == tmp_path / "pkg" / "datasets" and len(a.cache_dir.name) == 16
+    assert b.cache_dir != a.cache_dir and (a.cache_dir / "run_config.json").is_file()
+    assert AugPaintDataset(phantom_data, weights, **SETTINGS).cache_dir == a.cache_dir
