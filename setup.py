@@ -12,7 +12,7 @@ _PACKAGE_DIRS = {"augpaint_fast": "augpaint_fast", "augpaint_fast.kernels": "ker
 _PACKAGES = [p for root, folder in _PACKAGE_DIRS.items()
              for p in [root] + [f"{root}.{sub}" for sub in find_packages(folder)]]
 
-# --- optional C++ extension augpaint_fast._C (csrc/): fused step for CPU tensors --------------------------------
+# --- optional C++ extension augpaint_fast._C (csrc/): fused step + fused GroupNorm/SiLU for CPU tensors ----
 # Plain pybind11 + OpenMP, no libtorch. -ffp-contract=off keeps the float32 arithmetic operation-for-operation the
 # PyTorch reference's (no FMA contraction); -fno-math-errno lets sqrt vectorise; no -march=native (portable wheels): the kernel uses target_clones
 # (x86-64-v4 / v3 / baseline) picked at load time. A compiler failure is a warning: the package then runs on the
@@ -29,7 +29,7 @@ if Pybind11Extension is not None:
     _ext_modules.append(
         Pybind11Extension(
             "augpaint_fast._C",
-            ["csrc/ext.cpp", "csrc/fused_step_cpu.cpp"],
+            ["csrc/ext.cpp", "csrc/fused_step_cpu.cpp", "csrc/group_norm_silu_cpu.cpp"],
             include_dirs=["csrc"],
             cxx_std=17,
             extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
@@ -79,6 +79,7 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
+            "matplotlib>=3.7",
             # service, Ray and dataset-example tests (the [serve], [distributed] and [monai] extras, plus httpx)
             "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27", "ray>=2.9", "monai>=1.3",
         ],
@@ -87,7 +88,9 @@ setup(
         "monai": ["monai>=1.3"],  # examples/train_monai_unet.py
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
+        "openvino": ["onnx>=1.15", "openvino>=2024.0"],
         "triton": ["triton>=3.0"],
+        "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
     },
     entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli:main"]},
     ext_modules=_ext_modules,

@@ -4,7 +4,8 @@ Layout of a weights folder::
 
     weights/
       autoencoder/  config.json  model.safetensors
-      unet/         config.json  model.safetensors
+      unet/         config.json  model.safetensors   the unconditional U-Net (variant "uncond")
+      unet-cond/    config.json  model.safetensors   optional: the conditional U-Net (variant "cond", paper §3.1)
 
 ``config.json`` is ``{"kind": "autoencoder" | "unet", "format_version": 1, "config": {...}, ...}``; any other
 top-level keys (e.g. training information) are kept as metadata and ignored by the loader.
@@ -148,17 +149,36 @@ def load_model(folder: Path, kind: str, map_location: str | torch.device = "cpu"
     return model.to(map_location).eval(), cfg
 
 
-def load_weights_folder(path: Path) -> tuple[VQAutoencoder, AutoencoderConfig, UNet, UNetConfig]:
-    """Load ``path/autoencoder`` and ``path/unet`` (on CPU) and check that they fit together: the U-Net's
-    latent channels equal the autoencoder's ``embed_dim`` and its ``latent_size`` is the autoencoder's."""
+UNET_FOLDERS = {"uncond": "unet", "cond": "unet-cond"}
+"""variant -> the U-Net's sub-folder of a weights folder (both share the autoencoder)."""
+
+
+def _unet_folder(variant: str) -> str:
+    if variant not in UNET_FOLDERS:
+        raise AugPaintError(f"unknown variant {variant!r}; choose {' or '.join(UNET_FOLDERS)}")
+    return UNET_FOLDERS[variant]
+
+
+def load_weights_folder(path: Path, variant: str = "uncond") -> tuple[VQAutoencoder, AutoencoderConfig, UNet,
+                                                                      UNetConfig]:
+    """Load ``path/autoencoder`` and the ``variant``'s U-Net (``unet/`` or ``unet-cond/``, on CPU) and check
+    that they fit together: the U-Net's latent channels equal the autoencoder's ``embed_dim``, its
+    ``latent_size`` is the autoencoder's, and it is conditional (``cond_channels = embed_dim``) exactly for
+    the ``cond`` variant."""
     path = Path(path)
     if not path.is_dir():
         raise AugPaintError(f"weights folder {path} does not exist")
-    for sub in ("autoencoder", "unet"):
+    unet_sub = _unet_folder(variant)
+    for sub in ("autoencoder", unet_sub):
         if not (path / sub).is_dir():
-            raise AugPaintError(f"weights folder {path} has no {sub}/ sub-folder")
+            hint = " (train it with train-ldm --conditional)" if variant == "cond" else ""
+            raise AugPaintError(f"weights folder {path} has no {sub}/ sub-folder{hint}")
     autoencoder, ae_cfg = load_model(path / "autoencoder", "autoencoder")
-    unet, unet_cfg = load_model(path / "unet", "unet")
+    unet, unet_cfg = load_model(path / unet_sub, "unet")
+    want_cond = ae_cfg.embed_dim if variant == "cond" else 0
+    if unet_cfg.cond_channels != want_cond:
+        raise AugPaintError(f"weights folder {path}: {unet_sub}/ holds a U-Net with {unet_cfg.cond_channels} "
+                            f"condition channels; the {variant} variant needs {want_cond}")
     if unet_cfg.in_channels != ae_cfg.embed_dim or unet_cfg.out_channels != ae_cfg.embed_dim:
         raise AugPaintError(
             f"weights folder {path}: the U-Net works on {unet_cfg.in_channels}-channel latents but the "
@@ -172,14 +192,18 @@ def load_weights_folder(path: Path) -> tuple[VQAutoencoder, AutoencoderConfig, U
     return autoencoder, ae_cfg, unet, unet_cfg
 
 
-def weights_sha256(path: Path) -> str:
-    """SHA-256 (hex) over every file under ``path``, in sorted order of POSIX relative path: for each file,
-    its relative path (UTF-8), a NUL byte, its size as 8 little-endian bytes, then its bytes."""
+def weights_sha256(path: Path, variant: str = "uncond") -> str:
+    """SHA-256 (hex) of the models a ``variant`` samples with: every file under ``autoencoder/`` and the
+    variant's U-Net folder, in sorted order of POSIX relative path; for each file, its relative path (UTF-8),
+    a NUL byte, its size as 8 little-endian bytes, then its bytes. (Adding the other variant's U-Net, or a
+    training state beside the folders, does not change it.)"""
     path = Path(path)
     if not path.is_dir():
         raise AugPaintError(f"weights folder {path} does not exist")
     digest = hashlib.sha256()
-    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    subs = ("autoencoder", _unet_folder(variant))
+    files = sorted((p for sub in subs if (path / sub).is_dir() for p in (path / sub).rglob("*") if p.is_file()),
+                   key=lambda p: p.relative_to(path).as_posix())
     for file in files:
         digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
         digest.update(file.stat().st_size.to_bytes(8, "little"))

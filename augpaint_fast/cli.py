@@ -59,7 +59,9 @@ def _nifti(args):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .bench.command import add_bench_args
     from .distributed import add_ray_args
+    from .engines.cli_options import add_speed_args  # cpuspeed
     from .export.command import add_export_args
     from .service.command import add_serve_args
 
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--paste-back", action="store_true",
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
+    add_speed_args(s)  # cpuspeed: --cache-interval, --fused-norm, --flash-attention (engines/cli_options.py)
     add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (distributed.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
@@ -101,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "train-ae":
             t.add_argument("--disc", action="store_true", help="add a PatchGAN loss after --disc-start steps")
             t.add_argument("--disc-start", type=int, default=2000)
+        else:
+            t.add_argument("--conditional", action="store_true",
+                           help="train the conditional U-Net (paper §3.1) into WEIGHTS/unet-cond/ for --variant cond")
+            t.add_argument("--flip-augment", action="store_true",
+                           help="also train on horizontally/vertically flipped images (not for fixed anatomy)")
 
     m = sub.add_parser("make-phantom", help="write a deterministic synthetic multi-class dataset")
     m.add_argument("--out", type=Path, required=True)
@@ -111,10 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--classes", type=int, default=3)
 
     add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
+    add_bench_args(sub.add_parser("bench", help="time AugPaint's engines against the eager loop, RePaint and the "
+                                  "machine's dense peak; writes JSON, a Markdown table and a plot"))
 
     v = sub.add_parser("serve", help="serve AugPaint over HTTP (POST /augment, GET /health, GET /metrics)")
     add_serve_args(v, SHIPPED_WEIGHTS)  # service/command.py
     _add_engine_args(v)
+    add_speed_args(v)
 
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
@@ -134,7 +145,10 @@ ENGINE_FLAGS = {"dtype": "dtype", "device": "device", "engine_cache": "cache_dir
 
 def _engine_options(args) -> dict:
     """The engine flags given on the command line, under the names the engines' constructors take."""
+    from .engines.cli_options import speed_options  # cpuspeed
+
     options = {opt: getattr(args, flag) for flag, opt in ENGINE_FLAGS.items()}
+    options.update(speed_options(args))  # cpuspeed: --cache-interval, --fused-norm, --flash-attention
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
 
 
@@ -163,10 +177,11 @@ def _train(args) -> None:
         print(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
               f"{r.codes_used} codes used -> {args.weights / 'autoencoder'}")
     else:
-        r = train_ldm(args.data, args.weights, **common)
-        print(f"unet: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
+        r = train_ldm(args.data, args.weights, conditional=args.conditional, flip_augment=args.flip_augment,
+                      **common)
+        print(f"{'unet-cond' if args.conditional else 'unet'}: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
               f"{[round(v, 3) for v in r.latent_shift]} scale {[round(v, 3) for v in r.latent_scale]} "
-              f"-> {args.weights / 'unet'}")
+              f"-> {args.weights / ('unet-cond' if args.conditional else 'unet')}")
 
 
 def _make_phantom(args) -> None:
@@ -194,6 +209,10 @@ def _info(args) -> None:
     print(f"  Triton: {'triton ' + tri['version'] if tri['available'] else 'missing: ' + str(tri['reason'])}")
     if "cuda" in status:
         print(f"  CUDA tensors: {status['cuda']['path']} ({status['cuda']['reason']})")
+    from .fused_norm import norm_status  # cpuspeed
+
+    print(f"fused GroupNorm+SiLU kernel path: {norm_status()['cpu']['path']} for CPU tensors "
+          f"({norm_status()['cpu']['reason']})")
     for name, missing in engine_status().items():
         print(f"engine {name}: {'available' if missing is None else 'unavailable: ' + missing}")
 
@@ -202,6 +221,12 @@ def _export(args) -> None:
     from .export.command import export_command
 
     export_command(args)
+
+
+def _bench(args) -> None:
+    from .bench.command import bench_command
+
+    bench_command(args)
 
 
 def _demo(args) -> None:
@@ -223,7 +248,7 @@ def _serve(args) -> None:
 
 
 COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-phantom": _make_phantom,
-            "export": _export, "info": _info, "demo": _demo, "serve": _serve}
+            "export": _export, "info": _info, "demo": _demo, "bench": _bench, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,8 @@ generator and are tested against this file.
 - From the first two outputs x1, x2: ``u = (float32(x) + 0.5) * 2**-32`` in float32 (so u is in (0, 1]),
   ``n = sqrt(-2 ln u1) * cos(2 pi u2)`` in float32.
 - Streams: 0 = the initial noise zhat, 1 = e_init, 2 + 2j = e_j and 3 + 2j = xi_j of call j (DESIGN.md §3).
+  The RePaint baseline (``augpaint_fast.repaint``) draws from ``STREAM_REPAINT`` = 2**30 upwards (AugPaint's
+  streams stay below 2 + 2 * 1000), the flip draw from ``STREAM_FLIP`` = 2**32 - 1: no two uses share a stream.
 
 uint32 arithmetic is emulated in int64 tensors: a 32x32-bit product is split into 16-bit halves so no
 intermediate exceeds 2**49.
@@ -28,6 +30,7 @@ MASK32 = 0xFFFFFFFF
 TWO_PI_F32 = 6.2831853071795864769  # rounded to float32 where used
 STREAM_ZHAT, STREAM_E_INIT = 0, 1
 STREAM_FLIP = 0xFFFFFFFF  # one draw per sample for random mask flipping; far above any 2 + 2j
+STREAM_REPAINT = 1 << 30  # first stream of the RePaint baseline (repaint.py numbers its draws from here)
 
 
 def stream_e(j: int) -> int:

@@ -7,7 +7,9 @@ not depend on the values). Not a test.
     python benchmarks/bench_engines.py --device cuda --configs torch-fp32 torch-fp16 torch-fp16-graphs trt-fp16
 
 samples/s for 50-step sampling = B / (encode + 50 x (U-Net + fused step) + decode), each part timed
-separately (median of --reps) on the same engine; --full runs the real `augpaint_sample` loop instead.
+separately (median of --reps) on the same engine; --full runs the real `augpaint_sample` loop instead (always for
+the feature-caching configs `-cN`, whose U-Net columns then show a full call). Quality of these configurations
+on trained weights: benchmarks/bench_quality.py.
 Peak: best of a large matmul and a large 3x3 convolution in the same dtype, measured in the same run.
 Quality of bf16: one 50-step AugPaint run at batch 8 compared with fp32 (same seed): latent mean/std and the
 max abs difference of the final latents.
@@ -26,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpaint_fast import fused  # noqa: E402
+from augpaint_fast.bench.machine import dense_peak  # noqa: E402
 from augpaint_fast.config import get_preset  # noqa: E402
 from augpaint_fast.engines import create_engine, sample  # noqa: E402
 from augpaint_fast.flops import count_flops  # noqa: E402
@@ -43,10 +46,19 @@ CONFIGS = {
     "torch-fp16": ("torch", dict(dtype="float16")),
     "torch-fp16-graphs": ("torch", dict(dtype="float16", cuda_graphs=True)),
     "trt-fp16": ("trt", dict(dtype="float16")),
+    # CPU speed options: fused GroupNorm+SiLU and the flash-attention layout (torch-bf16 has both by default;
+    # -autocast is bf16 without them), inductor with frozen weights, OpenVINO, feature caching every N calls (-cN)
+    "torch-fp32-fast": ("torch", dict(fused_norm=True, flash_attention=True)),
+    "torch-bf16-autocast": ("torch", dict(dtype="bfloat16", fused_norm=False, flash_attention=False)),
+    "torch-fp32-compile": ("torch", dict(compile="default")),
+    "torch-bf16-compile": ("torch", dict(dtype="bfloat16", compile="default")),
+    "openvino-fp32": ("openvino", dict(dtype="float32")),
+    "openvino-bf16": ("openvino", dict(dtype="bfloat16")),
+    **{f"torch-bf16-c{n}": ("torch", dict(dtype="bfloat16", cache_interval=n)) for n in (2, 3, 5)},
+    **{f"openvino-bf16-c{n}": ("openvino", dict(dtype="bfloat16", cache_interval=n)) for n in (2, 3, 5)},
 }
-DTYPE_OF = {"torch-fp32": torch.float32, "torch-fp32-cl": torch.float32, "onnx-fp32": torch.float32,
-            "torch-bf16": torch.bfloat16, "torch-bf16-cl": torch.bfloat16, "torch-fp16": torch.float16,
-            "torch-fp16-graphs": torch.float16, "trt-fp16": torch.float16}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_OF = {name: _DTYPES[opts.get("dtype", "float32")] for name, (_, opts) in CONFIGS.items()}
 DEVICE = torch.device("cpu")
 
 
@@ -67,18 +79,6 @@ def timeit(fn, reps: int, warmup: int = 1) -> float:
         _sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-@torch.inference_mode()
-def dense_peak(dtype: torch.dtype, reps: int = 3) -> tuple[float, str]:
-    """Best FLOP/s of a 2048^3 matmul and a 3x3 conv (B=8, 256->256 ch, 64x64), in ``dtype``, on DEVICE."""
-    n = 2048
-    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
-    mm = 2 * n**3 / timeit(lambda: a @ b, reps)
-    x = torch.randn(8, 256, 64, 64, dtype=dtype, device=DEVICE).contiguous(memory_format=torch.channels_last)
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(DEVICE, dtype).to(memory_format=torch.channels_last)
-    cv = 2 * 8 * 256 * 256 * 9 * 64 * 64 / timeit(lambda: conv(x), reps)
-    return (mm, "matmul") if mm >= cv else (cv, "conv3x3")
 
 
 def bf16_quality(ae, unet, preset) -> str:
@@ -133,7 +133,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads{gpu}; fused step path {fused.kernel_path(DEVICE)}")
     peaks = {}
     for dt in sorted({DTYPE_OF[c] for c in args.configs}, key=str):
-        peaks[dt] = dense_peak(dt)
+        peak = dense_peak(dt, DEVICE)
+        peaks[dt] = (peak["gflops"] * 1e9, peak["kernel"])
         print(f"# dense peak {str(dt).replace('torch.', '')}: {peaks[dt][0] / 1e9:.1f} GFLOP/s ({peaks[dt][1]})")
     sched = ddim_schedule(args.steps, 1.0)
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
@@ -142,22 +143,24 @@ def main() -> None:
     base = {}
     for cfg in args.configs:
         name, opts = CONFIGS[cfg]
-        if name == "onnx":
+        if name in ("onnx", "openvino"):
             opts = dict(opts, threads=args.threads)
-        if name in ("onnx", "trt"):
+        if name in ("onnx", "trt", "openvino"):
             opts = dict(opts, cache_dir=cache_dir)
+        cached = opts.get("cache_interval", 1) > 1  # the calls differ: only the real loop times them
         eng = create_engine(name, ae, unet, device=str(DEVICE), **opts)
         for b in args.batches:
             z = torch.randn(b, 3, lat, lat, device=DEVICE)
             t = torch.full((b,), 500, dtype=torch.int64, device=DEVICE)
             x = torch.rand(b, 3, size, size, device=DEVICE) * 2 - 1
-            t_unet = timeit(lambda: eng.denoiser(z, t), args.reps)
-            if args.full:
+            t_unet = timeit(lambda: eng.denoiser(z, t), args.reps)  # (a full call when caching: t repeats)
+            if args.full or cached:
                 mask = torch.ones(b, 1, lat, lat, device=DEVICE)
                 mask[:, :, lat // 2:] = 0
                 uids = torch.arange(b, dtype=torch.int64, device=DEVICE)
+                eng.decode(eng.encode(x))  # first calls build lazily compiled engines (openvino): not timed
                 total = timeit(lambda: eng.decode(sample(eng, eng.encode(x), mask, uids, 0, sched).latents), 1,
-                               warmup=0)
+                               warmup=int(cached))
             else:
                 t_enc = timeit(lambda: eng.encode(x), args.reps)
                 t_dec = timeit(lambda: eng.decode(z * 0.05), args.reps)

@@ -12,31 +12,17 @@ the same run (``test_copy_bandwidth``: 256 MB dst.copy_(src), read+write bytes).
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
 
 from augpaint_fast import fused
+from augpaint_fast.bench.machine import memory_bandwidth_gbs
 from augpaint_fast.sampler import fused_step_ref
 from augpaint_fast.schedule import ddim_schedule
 
 SIZES = {"small": (8, 3, 32, 32), "paper": (8, 3, 64, 64)}
 _BW: dict[str, float] = {}
-
-
-def copy_bandwidth_gbs(nbytes: int = 256 << 20, reps: int = 5) -> float:
-    src = torch.ones(nbytes // 4)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    best = min(_timed(lambda: dst.copy_(src)) for _ in range(reps))
-    return 2 * nbytes / best / 1e9
-
-
-def _timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def _unfused_pregen(z_in, eps, z0, mask, coef, e_j, xi_j):
@@ -48,7 +34,7 @@ def _unfused_pregen(z_in, eps, z0, mask, coef, e_j, xi_j):
 
 
 def test_copy_bandwidth(benchmark):
-    gbs = copy_bandwidth_gbs()
+    gbs = memory_bandwidth_gbs()
     _BW["copy"] = gbs
     benchmark.extra_info["copy_GBps"] = round(gbs, 2)
     src = torch.ones(64 << 20)
@@ -83,7 +69,7 @@ def test_fused_step(benchmark, size, impl):
     nbytes = 4 * (4 * n + mask.numel())  # z_in, eps, z0, out + mask (fp32)
     mean = benchmark.stats.stats.mean
     gbs = nbytes / mean / 1e9
-    bw = _BW.get("copy") or copy_bandwidth_gbs()
+    bw = _BW.get("copy") or memory_bandwidth_gbs()
     _BW["copy"] = bw
     benchmark.extra_info.update(bytes=nbytes, GBps=round(gbs, 3), ns_per_element=round(mean / n * 1e9, 2),
                                 frac_copy_bw=round(gbs / bw, 4), copy_GBps=round(bw, 2),

@@ -1,14 +1,17 @@
-// pybind11 bindings of the CPU kernels (augpaint_fast._C). Bindings only: the kernels live in fused_step_cpu.cpp.
+// pybind11 bindings of the CPU kernels (augpaint_fast._C). Bindings only: the kernels live in fused_step_cpu.cpp
+// and group_norm_silu_cpu.cpp.
 //
 // Tensors cross as raw data pointers (torch's Tensor.data_ptr()) plus shape/dtype codes: zero-copy, no libtorch,
-// and bfloat16 works (the buffer protocol / numpy has no bfloat16). The Python side (augpaint_fast/fused.py)
-// validates device, dtype, shape and contiguity before calling; the GIL is released while the kernel runs.
+// and bfloat16 works (the buffer protocol / numpy has no bfloat16). The Python side (augpaint_fast/fused.py
+// and augpaint_fast/fused_norm.py) validates device, dtype, shape and contiguity before calling; the GIL is
+// released while the kernels run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 
 #include "fused_step.h"
+#include "group_norm_silu.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -71,6 +74,28 @@ py::array_t<float> normal(uint32_t seed, uint32_t uid, uint32_t stream, uint32_t
     return out;
 }
 
+void group_norm_silu(std::uintptr_t out, std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias, int64_t batch,
+                     int64_t channels, int64_t plane, int64_t groups, double eps, bool silu, bool channels_last,
+                     int dtype, int num_threads) {
+    if (dtype != 0 && dtype != 2) throw py::value_error("group_norm_silu: dtype code must be 0 (f32) or 2 (bf16)");
+    augpaint::GroupNormArgs a{};
+    a.out = ptr<void>(out);
+    a.x = ptr<const void>(x);
+    a.weight = ptr<const float>(weight);
+    a.bias = ptr<const float>(bias);
+    a.batch = batch;
+    a.channels = channels;
+    a.plane = plane;
+    a.groups = groups;
+    a.eps = static_cast<float>(eps);
+    a.silu = silu;
+    a.channels_last = channels_last;
+    a.dtype = static_cast<DType>(dtype);
+    a.num_threads = num_threads;
+    py::gil_scoped_release release;
+    augpaint::group_norm_silu_cpu(a);
+}
+
 int max_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -82,7 +107,7 @@ int max_threads() {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-    m.doc() = "augpaint-fast CPU kernels (fused DDIM/AugPaint step with in-register Philox noise)";
+    m.doc() = "augpaint-fast CPU kernels (fused DDIM/AugPaint step with in-register Philox noise, fused GroupNorm+SiLU)";
     m.def("fused_step", &fused_step, "Fused step on contiguous CPU buffers given by data pointers",
           py::arg("out"), py::arg("z_in"), py::arg("eps"), py::arg("z0"), py::arg("mask"), py::arg("table"),
           py::arg("table_rows"), py::arg("uids"), py::arg("batch"), py::arg("channels"), py::arg("plane"),
@@ -94,6 +119,11 @@ PYBIND11_MODULE(_C, m) {
           py::arg("counter"), py::arg("key"));
     m.def("normal", &normal, "float32 [n]: the kernel's normal deviates for elements index0 .. index0 + n - 1",
           py::arg("seed"), py::arg("uid"), py::arg("stream"), py::arg("index0"), py::arg("n"));
+    m.def("group_norm_silu", &group_norm_silu,
+          "Fused GroupNorm (+ SiLU) on contiguous (NCHW or NHWC) CPU buffers given by data pointers",
+          py::arg("out"), py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("batch"), py::arg("channels"),
+          py::arg("plane"), py::arg("groups"), py::arg("eps"), py::arg("silu"), py::arg("channels_last"),
+          py::arg("dtype"), py::arg("num_threads") = 0);
     m.def("simd_level", &augpaint::simd_level, "ISA clone selected at load time");
     m.def("max_threads", &max_threads, "OpenMP threads a call uses by default");
     m.attr("DTYPE_F32") = 0;

@@ -23,9 +23,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace augpaint {
+#include "storage.h"  // DType
 
-enum class DType : int { F32 = 0, F16 = 1, BF16 = 2, U8 = 3 };
+namespace augpaint {
 
 // Coefficients of one call j: one row of DDIMSchedule.table() (float32 [S, 8]).
 struct StepCoef {

@@ -8,7 +8,9 @@ The modules exported are thin wrappers over the loaded models:
   (``VQAutoencoder.encode``);
 - ``decoder``: h -> images, *including* the nearest-codebook quantisation (distance + ArgMin + Gather), as
   ``VQAutoencoder.decode``;
-- ``unet``: (z float32 [B, C, h, w], t int64 [B]) -> eps, or (z, t, cond) for a conditional U-Net.
+- ``unet``: (z float32 [B, C, h, w], t int64 [B]) -> eps, or (z, t, cond) for a conditional U-Net;
+- ``unet_full`` / ``unet_shallow`` (``deep_cache_specs``, feature caching across steps): the U-Net returning
+  eps and the cached deep feature, and the outer blocks alone on a cached feature.
 
 The static engines pad every call up to one of ``batch_sizes`` (``augpaint_fast.engines.protocol.run_padded``).
 """
@@ -55,6 +57,29 @@ class UNetExport(nn.Module):
         return self.unet(z, t, cond)
 
 
+class UNetFullExport(nn.Module):
+    """(z, t[, cond]) -> (eps, feature): the full U-Net plus the deep feature feature caching reuses."""
+
+    def __init__(self, unet: nn.Module, depth: int) -> None:
+        super().__init__()
+        self.unet, self.depth = unet, depth
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None):
+        return self.unet.forward_with_feature(z, t, cond, depth=self.depth)
+
+
+class UNetShallowExport(nn.Module):
+    """(z, t[, cond], feature) -> eps: the outer blocks only, on a cached feature."""
+
+    def __init__(self, unet: nn.Module, depth: int) -> None:
+        super().__init__()
+        self.unet, self.depth = unet, depth
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        cond = rest[0] if len(rest) == 2 else None
+        return self.unet.forward_shallow(z, t, rest[-1], cond, depth=self.depth)
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     """What one exported model looks like (names, dynamic axes, sample input, batch profile)."""
@@ -92,6 +117,19 @@ class ExportSpec:
         return tuple((b, *shape) for b in self.profile)  # type: ignore[return-value]
 
 
+def unet_inputs_of(unet: nn.Module) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    """The U-Net's inputs: z float32 [C, h, w], t int64 [], and cond float32 [C', h, w] when conditional."""
+    cfg = unet.cfg
+    lat = cfg.latent_size
+    inputs: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
+        "z": (torch.float32, (cfg.in_channels, lat, lat)),
+        "t": (torch.int64, ()),
+    }
+    if cfg.cond_channels > 0:
+        inputs["cond"] = (torch.float32, (cfg.cond_channels, lat, lat))
+    return inputs
+
+
 def export_specs(autoencoder: nn.Module, unet: nn.Module,
                  batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES) -> dict[str, ExportSpec]:
     """The encoder, U-Net and decoder specs of a loaded model pair (configs read from ``.cfg``)."""
@@ -100,13 +138,7 @@ def export_specs(autoencoder: nn.Module, unet: nn.Module,
     profile = (sizes[0], sizes[len(sizes) // 2], sizes[-1])
     image = ae_cfg.resolution
     latent = ae_cfg.latent_size
-    lat = unet_cfg.latent_size
-    unet_inputs: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {
-        "z": (torch.float32, (unet_cfg.in_channels, lat, lat)),
-        "t": (torch.int64, ()),
-    }
-    if unet_cfg.cond_channels > 0:
-        unet_inputs["cond"] = (torch.float32, (unet_cfg.cond_channels, lat, lat))
+    unet_inputs = unet_inputs_of(unet)
     common = dict(profile=profile, batch_sizes=sizes)
     return {
         "encoder": ExportSpec("encoder", EncoderExport(autoencoder), ae_cfg.to_dict(), ("x",), ("h",),
@@ -115,4 +147,31 @@ def export_specs(autoencoder: nn.Module, unet: nn.Module,
                            unet_inputs, **common),
         "decoder": ExportSpec("decoder", DecoderExport(autoencoder), ae_cfg.to_dict(), ("h",), ("x",),
                               {"h": (torch.float32, (ae_cfg.embed_dim, latent, latent))}, **common),
+    }
+
+
+def deep_cache_specs(unet: nn.Module, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+                     depth: int | None = None) -> dict[str, ExportSpec]:
+    """The two U-Net graphs of feature caching (``engines.cached``) for static engines:
+
+    - ``unet_full``: (z, t[, cond]) -> (eps, feature), eps as the ``unet`` export;
+    - ``unet_shallow``: (z, t[, cond], feature) -> eps, the outer blocks only.
+
+    ``depth`` (default ``engines.cached.DEFAULT_DEPTH``) is the skip index whose output block's input is cached;
+    it is part of the config, so exports of other depths are cached separately.
+    """
+    from augpaint_fast.engines.cached import DEFAULT_DEPTH
+
+    depth = DEFAULT_DEPTH if depth is None else depth
+    base = unet_inputs_of(unet)
+    lat = unet.cfg.latent_size
+    shallow_inputs = dict(base, feature=(torch.float32, unet.feature_shape(depth, lat, lat)))
+    sizes = tuple(sorted(set(int(b) for b in batch_sizes)))
+    common = dict(profile=(sizes[0], sizes[len(sizes) // 2], sizes[-1]), batch_sizes=sizes)
+    config = dict(unet.cfg.to_dict(), cache_depth=depth)
+    return {
+        "unet_full": ExportSpec("unet_full", UNetFullExport(unet, depth), config, tuple(base), ("eps", "feature"),
+                                base, **common),
+        "unet_shallow": ExportSpec("unet_shallow", UNetShallowExport(unet, depth), config, tuple(shallow_inputs),
+                                   ("eps",), shallow_inputs, **common),
     }

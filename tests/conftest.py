@@ -1,7 +1,14 @@
 """Shared fixtures: a small phantom dataset and the shipped tiny weights."""
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton reads TRITON_INTERPRET once, at its import: set it before any test module imports triton (directly or
+# through augpaint_fast.flops), so the Triton kernels run under the interpreter on a machine without a GPU.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from augpaint_fast.cli import SHIPPED_WEIGHTS
 from augpaint_fast.phantom import make_phantom

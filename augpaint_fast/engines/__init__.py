@@ -10,6 +10,8 @@ that says whether it can run here and, if not, what is missing and how to instal
 - ``onnx``: ONNX Runtime over a cached ONNX export (``pip install 'augpaint-fast[onnx]'``; CUDA with
   ``onnxruntime-gpu``).
 - ``trt``: TensorRT engines built from the ONNX export (``pip install 'augpaint-fast[trt]'``, NVIDIA GPU).
+- ``openvino``: OpenVINO on the CPU over the ONNX export, bf16 where the CPU has it
+  (``pip install 'augpaint-fast[openvino]'``).
 """
 from __future__ import annotations
 
@@ -36,6 +38,14 @@ def _onnx_check() -> str | None:
     return None
 
 
+def _openvino_check() -> str | None:
+    missing = _missing_modules("onnx", "openvino")
+    if missing:
+        return (f"{' and '.join(missing)} not installed (pip install 'augpaint-fast[openvino]', i.e. "
+                f"pip install onnx openvino)")
+    return None
+
+
 def _trt_check() -> str | None:
     from ..export.trt_build import trt_missing
 
@@ -47,6 +57,7 @@ ENGINES: dict[str, Callable[[], str | None]] = {
     "torch": lambda: None,
     "onnx": _onnx_check,
     "trt": _trt_check,
+    "openvino": _openvino_check,
 }
 
 
@@ -71,6 +82,8 @@ def create_engine(name: str, autoencoder, unet, **options):
         from .onnx_engine import OnnxEngine as cls
     elif name == "trt":
         from .trt_engine import TrtEngine as cls
+    elif name == "openvino":
+        from .openvino_engine import OpenVinoEngine as cls
     else:
         cls = TorchEngine
     import inspect

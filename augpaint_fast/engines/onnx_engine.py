@@ -10,6 +10,8 @@ out, with no allocation, no host round trip and no extra synchronisation.
 Inputs must already be on ``device`` (``protocol.check_on_device``); outputs are float32 tensors there.
 The batch axis is dynamic; ``batch_sizes=(...)`` pads each call up to the nearest listed size instead (for
 fixed-shape tuning), slicing the outputs back.
+``cache_interval > 1`` (CPU): feature caching across steps (``engines.cached``) over two more exports,
+``unet_full`` and ``unet_shallow`` (``export.specs.deep_cache_specs``).
 """
 from __future__ import annotations
 
@@ -108,7 +110,7 @@ class OnnxEngine:
 
     def __init__(self, autoencoder: torch.nn.Module, unet: torch.nn.Module, device: str = "cpu",
                  cache_dir: str | Path | None = None, threads: int | None = None,
-                 batch_sizes: Sequence[int] | None = None, log=None):
+                 batch_sizes: Sequence[int] | None = None, cache_interval: int = 1, log=None):
         import onnxruntime as ort
 
         from augpaint_fast.export import cache
@@ -129,6 +131,21 @@ class OnnxEngine:
         else:
             providers = ["CPUExecutionProvider"]
         self.specs = export_specs(autoencoder, unet, self.batch_sizes or DEFAULT_BATCH_SIZES)
+        from .cached import CachedDenoiser, check_interval
+
+        self.cache_interval = check_interval(cache_interval)
+        self._cached = None
+        if self.cache_interval > 1:
+            if self.device.type == "cuda":
+                raise AugPaintError("feature caching (--cache-interval) on the onnx engine runs on the CPU; on CUDA "
+                                    "use --engine torch")
+            from augpaint_fast.export.specs import deep_cache_specs
+
+            self.specs.update(deep_cache_specs(unet, self.batch_sizes or DEFAULT_BATCH_SIZES))
+            self._cached = CachedDenoiser(
+                lambda z, t, cond: self._run("unet_full", *((z, t) if cond is None else (z, t, cond))),
+                lambda z, t, cond, f: self._run("unet_shallow", *((z, t, f) if cond is None else (z, t, cond, f))),
+                self.cache_interval)
         self.paths = {n: export_onnx(s, self.cache_dir, log=log) for n, s in self.specs.items()}
         self.sessions = {n: _session(p, providers, self.cache_dir, threads) for n, p in self.paths.items()}
         self.latent_shape = self.specs["unet"].input_shapes["z"][1]
@@ -147,7 +164,10 @@ class OnnxEngine:
         if self.device.type == "cuda":
             return self._run_cuda(name, inputs)
         feeds = {n: x.to(spec.input_shapes[n][0]).contiguous().numpy() for n, x in zip(spec.input_names, inputs)}
-        return torch.from_numpy(session.run(list(spec.output_names), feeds)[0])
+        results = session.run(list(spec.output_names), feeds)
+        if len(results) > 1:  # unet_full: (eps, feature)
+            return tuple(torch.from_numpy(r) for r in results)
+        return torch.from_numpy(results[0])
 
     def _binding(self, name: str, batch: int):
         """The persistent I/O binding of (model, batch): static torch CUDA inputs and output bound once."""
@@ -191,10 +211,16 @@ class OnnxEngine:
         if self.cond:
             if cond is None:
                 raise ValueError("this U-Net is conditional: pass cond")
-            return self._run("unet", z, t, cond)
-        if cond is not None:
+        elif cond is not None:
             raise ValueError("this U-Net is unconditional (cond_channels = 0) but cond was given")
-        return self._run("unet", z, t)
+        if self._cached is not None:
+            return self._cached(z, t, cond)
+        return self._run("unet", z, t) if cond is None else self._run("unet", z, t, cond)
+
+    def reset_cache(self) -> None:
+        """Forget the cached deep features (the next U-Net call is a full one)."""
+        if self._cached is not None:
+            self._cached.reset()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._run("encoder", x)

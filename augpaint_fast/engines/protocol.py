@@ -80,7 +80,8 @@ def pick_batch(n: int, sizes: Sequence[int]) -> int:
 
 def run_padded(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], sizes: Sequence[int]) -> torch.Tensor:
     """Run ``fn`` over inputs whose first axis is the batch, padded (by repeating the last row) up to a size in
-    ``sizes`` and chunked at the largest one; outputs are sliced back to the true batch.
+    ``sizes`` and chunked at the largest one; outputs are sliced back to the true batch. ``fn`` may return a
+    tuple of batch-first tensors (each is sliced and joined the same way).
 
     Static engines (TensorRT profiles, CUDA graphs, fixed-shape ONNX sessions) are built for a few batch sizes;
     this rule lets the sampler call them with any batch.
@@ -94,5 +95,10 @@ def run_padded(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], 
         size = pick_batch(m, sizes)
         if size != m:
             chunk = [torch.cat([x, x[-1:].expand(size - m, *x.shape[1:])]) for x in chunk]
-        outs.append(fn(*chunk)[:m])
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
+        out = fn(*chunk)
+        outs.append(tuple(o[:m] for o in out) if isinstance(out, tuple) else out[:m])
+    if len(outs) == 1:
+        return outs[0]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs))
+    return torch.cat(outs)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AutoencoderConfig
-from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm
+from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, norm_act
 
 NORM_EPS = 1e-6
 
@@ -65,7 +65,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.down(self.conv_in(x)))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(norm_act(self.norm_out, h))
 
 
 class Decoder(nn.Module):
@@ -91,7 +91,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.up(self.mid(self.conv_in(z)))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(norm_act(self.norm_out, h))
 
 
 class VectorQuantizer(nn.Module):

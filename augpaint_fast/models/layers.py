@@ -7,6 +7,8 @@ whose output channels are laid out per head as (q, k, v), like LDM's ``QKVAttent
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import torch
@@ -17,6 +19,40 @@ from torch import nn
 def group_norm(channels: int, num_groups: int, eps: float) -> nn.GroupNorm:
     """Affine GroupNorm; ``channels`` must be divisible by ``num_groups`` (configs check this up front)."""
     return nn.GroupNorm(num_groups=num_groups, num_channels=channels, eps=eps, affine=True)
+
+
+# Inference fast paths, off by default (the models then run exactly torch's ops, as in training); engines switch
+# them on around their inference calls with ``inference_paths(...)``:
+# - fused_norm: GroupNorm (+ SiLU) pairs run as one fused kernel (``augpaint_fast.fused_norm``);
+# - flash_attention: q, k, v are laid out with unit stride on the head dimension, which lets
+#   ``F.scaled_dot_product_attention`` pick its fused (flash) kernel on CPU and GPU instead of the math fallback.
+# Under torch.compile the context is not read (dynamo cannot trace it): no fused norm (inductor fuses the pair
+# itself) and the flash layout always.
+_FUSED_NORM: contextvars.ContextVar[bool] = contextvars.ContextVar("augpaint_fused_norm", default=False)
+_FLASH_ATTENTION: contextvars.ContextVar[bool] = contextvars.ContextVar("augpaint_flash_attention", default=False)
+
+
+@contextlib.contextmanager
+def inference_paths(*, fused_norm: bool = False, flash_attention: bool = False):
+    """Within this context the models use the fast paths switched on here (see above); both change results by
+    float rounding only. Inference only: calls that need gradients still run torch's ops for the norms."""
+    tokens = (_FUSED_NORM.set(fused_norm), _FLASH_ATTENTION.set(flash_attention))
+    try:
+        yield
+    finally:
+        _FUSED_NORM.reset(tokens[0])
+        _FLASH_ATTENTION.reset(tokens[1])
+
+
+def norm_act(norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True) -> torch.Tensor:
+    """``F.silu(norm(x))`` (or ``norm(x)`` with ``silu=False``); one fused kernel inside
+    ``inference_paths(fused_norm=True)``."""
+    if not torch.compiler.is_compiling() and _FUSED_NORM.get():  # (inductor fuses the pair itself)
+        from ..fused_norm import group_norm_silu
+
+        return group_norm_silu(x, norm.weight, norm.bias, norm.num_groups, norm.eps, silu)
+    y = norm(x)
+    return F.silu(y) if silu else y
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -63,10 +99,10 @@ class ResnetBlock(nn.Module):
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv1(norm_act(self.norm1, x))
         if self.temb_proj is not None:
             h = h + self.temb_proj(F.silu(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        h = self.conv2(self.dropout(norm_act(self.norm2, h)))
         return self.shortcut(x) + h
 
 
@@ -92,7 +128,10 @@ class AttnBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         head_dim = c // self.num_heads
-        qkv = self.qkv(self.norm(x)).reshape(b, self.num_heads, 3, head_dim, h * w).transpose(-1, -2)
+        qkv = self.qkv(norm_act(self.norm, x, silu=False)).reshape(b, self.num_heads, 3, head_dim, h * w)
+        qkv = qkv.transpose(-1, -2)
+        if torch.compiler.is_compiling() or _FLASH_ATTENTION.get():
+            qkv = qkv.contiguous()  # one copy: q, k, v get unit stride on head_dim (the flash kernels need it)
         q, k, v = qkv.unbind(dim=2)
         out = F.scaled_dot_product_attention(q, k, v)
         out = out.transpose(-1, -2).reshape(b, c, h, w)

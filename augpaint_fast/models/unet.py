@@ -10,15 +10,16 @@ Conventions:
   between levels; middle Res+Attn+Res; per level (deepest first) ``num_res_blocks + 1`` ResBlocks on
   [h, skip] concatenations (+ attention), Upsample between levels; GroupNorm-SiLU-zero-initialised conv out.
   Residual branches end in zero-initialised convolutions as in LDM, so a fresh model outputs exactly zero.
+- Feature caching (DeepCache): ``forward_with_feature`` is ``forward`` that also returns a deep feature of the
+  up path, ``forward_shallow`` reuses it and runs only the outer blocks (see the section in the class).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import UNetConfig
-from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, timestep_embedding
+from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, norm_act, timestep_embedding
 
 NORM_EPS = 1e-5
 
@@ -75,12 +76,16 @@ class UNet(nn.Module):
         self.mid_block_2 = ResnetBlock(ch, ch, num_groups=cfg.num_groups, eps=NORM_EPS, temb_channels=temb,
                                        dropout=cfg.dropout, zero_init_out=True)
 
+        self.num_skips = len(skips)
+        # (channels, level) of the feature entering the output block that takes skip k, for k = 0 .. num_skips-1
+        self._up_input: list[tuple[int, int]] = [(0, 0)] * len(skips)
         self.up_blocks = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for level in reversed(range(len(cfg.channel_mult))):
             mult, res = cfg.channel_mult[level], cfg.level_resolutions[level]
             blocks = nn.ModuleList()
             for _ in range(cfg.num_res_blocks + 1):
+                self._up_input[len(skips) - 1] = (ch, level)
                 blocks.append(_Level(cfg, ch + skips.pop(), mc * mult, temb, res in cfg.attention_resolutions))
                 ch = mc * mult
             self.up_blocks.append(blocks)
@@ -94,6 +99,45 @@ class UNet(nn.Module):
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """z [B, in_channels, h, w], t int64 [B] (, cond [B, cond_channels, h, w]) -> eps [B, out_channels, h, w]."""
+        h, skips, temb = self._down(z, t, cond)
+        return self._out(self._up(self._middle(h, temb), skips, temb)[0])
+
+    # -- feature caching across steps (DeepCache, Ma et al. 2023) ------------------------------------------------
+    # Skip k is the k-th entry pushed on the down path: k = 0 is conv_in's output, then one per ResBlock and one
+    # per Downsample. The output block that takes skip k sees the deep feature computed by everything below it;
+    # DeepCache's observation is that this feature changes slowly between adjacent sampling steps, so a call may
+    # reuse it from the last full call and run only the outer blocks: the down path up to skip k, then the output
+    # blocks taking skips k .. 0 and the output head.
+    def forward_with_feature(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None, *,
+                             depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full U-Net (eps bit-identical to ``forward``) plus the deep feature entering the output block that
+        takes skip ``depth``, for ``forward_shallow`` on later calls."""
+        self._check_depth(depth)
+        h, skips, temb = self._down(z, t, cond)
+        h, feature = self._up(self._middle(h, temb), skips, temb, keep=depth)
+        return self._out(h), feature
+
+    def forward_shallow(self, z: torch.Tensor, t: torch.Tensor, feature: torch.Tensor,
+                        cond: torch.Tensor | None = None, *, depth: int) -> torch.Tensor:
+        """eps from the outer blocks only: the down path up to skip ``depth``, then ``feature`` (from
+        ``forward_with_feature`` on an earlier call) in place of everything deeper."""
+        self._check_depth(depth)
+        h, skips, temb = self._down(z, t, cond, stop=depth)
+        return self._out(self._up(feature, skips, temb, start=depth)[0])
+
+    def feature_shape(self, depth: int, h: int, w: int) -> tuple[int, int, int]:
+        """(channels, height, width) of the cached feature for latents of h x w."""
+        self._check_depth(depth)
+        channels, level = self._up_input[depth]
+        return channels, h // 2**level, w // 2**level
+
+    def _check_depth(self, depth: int) -> None:
+        if not 0 <= depth < self.num_skips:
+            raise ValueError(f"cache depth must be a skip index in [0, {self.num_skips - 1}], got {depth}")
+
+    # -- the pieces ---------------------------------------------------------------------------------------------
+    def _down(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None, stop: int | None = None):
+        """Time embedding, conv_in and the down path: (h, skips, temb). With ``stop``, only up to skip ``stop``."""
         if self.cfg.cond_channels > 0:
             if cond is None:
                 raise ValueError(f"this U-Net is conditional: pass cond with {self.cfg.cond_channels} channels")
@@ -106,18 +150,39 @@ class UNet(nn.Module):
         skips = [h]
         for level, blocks in enumerate(self.down_blocks):
             for block in blocks:
+                if stop is not None and len(skips) > stop:
+                    return h, skips, temb
                 h = block(h, temb)
                 skips.append(h)
             if level < len(self.downsamples):
+                if stop is not None and len(skips) > stop:
+                    return h, skips, temb
                 h = self.downsamples[level](h)
                 skips.append(h)
+        return h, skips, temb
 
-        h = self.mid_block_2(self.mid_attn(self.mid_block_1(h, temb)), temb)
+    def _middle(self, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        return self.mid_block_2(self.mid_attn(self.mid_block_1(h, temb)), temb)
 
+    def _up(self, h: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor, *, start: int | None = None,
+            keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The up path from the output block taking skip ``start`` (default: the deepest) down to skip 0, ``h``
+        being that block's input; returns (h, the input of the block taking skip ``keep``, or None)."""
+        k = self.num_skips
+        kept = None
         for level, blocks in enumerate(self.up_blocks):
+            ran = False
             for block in blocks:
-                h = block(torch.cat([h, skips.pop()], dim=1), temb)
-            if level < len(self.upsamples):
+                k -= 1  # this block takes skip k
+                if start is not None and k > start:
+                    continue
+                if k == keep:
+                    kept = h
+                h = block(torch.cat([h, skips[k]], dim=1), temb)
+                ran = True
+            if ran and level < len(self.upsamples):
                 h = self.upsamples[level](h)
+        return h, kept
 
-        return self.conv_out(F.silu(self.norm_out(h)))
+    def _out(self, h: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(norm_act(self.norm_out, h))

@@ -1,9 +1,15 @@
-"""Train the unconditional latent diffusion U-Net on the autoencoder's latents of every image.
+"""Train the latent diffusion U-Net on the autoencoder's latents of every image (labelled and unlabelled).
 
 epsilon-prediction with the MSE loss of DDPM (Ho et al. 2020, Algorithm 1) on the schedule of DESIGN.md §3.
 The latents are the encoder's pre-quantisation output, normalised per channel: ``z = (E(x) - shift) / scale``
 with shift/scale the per-channel mean/std over the training set, stored in the U-Net's config. (One global
 factor is not enough: the channels' statistics differ by 2-3x.) The saved weights are the EMA's.
+
+``conditional=True`` trains the paper's conditional variant (§3.1, eq. 1) into ``unet-cond/``: the U-Net also
+takes the normalised latent of the image under a random box mask (``augpaint_fast.conditional``), so each
+step's loss is ``|| eps - eps_theta(z_t, z_mask, t) ||^2``. ``flip_augment=True`` adds the horizontally,
+vertically and doubly flipped images to the training set (4x the latents; for data where a flipped scan is as
+plausible as the original, e.g. dermoscopy, not for a fixed anatomical layout).
 """
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import UNET_FOLDERS, load_model, save_model
+from ..conditional import MASK_VERSIONS, masked_images, training_masks
 from ..progress import progress as progress_bar
-from ..checkpoint import load_model, save_model
 from ..config import get_preset
 from ..data import load_training_images
 from ..models import UNet
@@ -42,22 +49,41 @@ def encode_all(autoencoder, images: torch.Tensor, batch_size: int = 64, progress
                       for i in progress_bar(chunks, enabled=progress, desc="encode")])
 
 
+def _flipped(images: torch.Tensor) -> torch.Tensor:
+    """The images and their horizontal, vertical and double flips, [4N, C, H, W]."""
+    return torch.cat([images, images.flip(-1), images.flip(-2), images.flip(-1, -2)])
+
+
 def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 64,
               lr: float = 1e-3, seed: int = 0, ema_decay: float = 0.999, checkpoint_every: int = 500,
-              nifti=None, progress: bool = True) -> LDMTrainResult:
+              conditional: bool = False, flip_augment: bool = False, nifti=None,
+              progress: bool = True) -> LDMTrainResult:
     """Train (or resume training) the U-Net of ``preset`` on the latents of ``weights``' autoencoder."""
     cfg = get_preset(preset)
-    autoencoder, _ = load_model(Path(weights) / "autoencoder", "autoencoder")
-    folder = Path(weights) / "unet"
-    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "data": str(Path(data).resolve())}
+    autoencoder, ae_cfg = load_model(Path(weights) / "autoencoder", "autoencoder")
+    folder = Path(weights) / UNET_FOLDERS["cond" if conditional else "uncond"]
+    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "data": str(Path(data).resolve()),
+                "conditional": conditional, "flip_augment": flip_augment}
 
     images = torch.from_numpy(load_training_images(data, cfg.image_size, nifti=nifti, progress=progress))
+    if flip_augment:
+        images = _flipped(images)
     latents = encode_all(autoencoder, images, progress=progress)
     shift = latents.mean(dim=(0, 2, 3))
     scale = latents.std(dim=(0, 2, 3)).clamp_min(1e-6)
-    latents = (latents - shift[:, None, None]) / scale[:, None, None]
+
+    def normalise(h: torch.Tensor) -> torch.Tensor:
+        return (h - shift[:, None, None]) / scale[:, None, None]
+
+    latents = normalise(latents)
+    conds = None
+    if conditional:  # every image under MASK_VERSIONS random box masks, encoded once: [N, V, C, h, w]
+        masks = training_masks(len(images), cfg.image_size, seed)
+        masked = masked_images(images[:, None], masks).flatten(0, 1)
+        conds = normalise(encode_all(autoencoder, masked, progress=progress)).unflatten(0, (len(images), MASK_VERSIONS))
     unet_cfg = dataclasses.replace(cfg.unet, latent_shift=tuple(float(v) for v in shift),
-                                   latent_scale=tuple(float(v) for v in scale))
+                                   latent_scale=tuple(float(v) for v in scale),
+                                   cond_channels=ae_cfg.embed_dim if conditional else 0)
 
     torch.manual_seed(seed)
     model = UNet(unet_cfg)
@@ -74,7 +100,8 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
         ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
         start, elapsed = state["step"], state["seconds"]
-    batches = Batches(latents, batch_size, gen)
+    index = torch.arange(len(latents))
+    batches = Batches(index, batch_size, gen)
 
     t0 = time.perf_counter() - elapsed
     running = None
@@ -82,11 +109,15 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=200)
-        z0 = batches.next()
+        idx = batches.next()
+        z0 = latents[idx]
         t = torch.randint(0, NUM_TRAIN_STEPS, (batch_size,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
+        cond = None
+        if conds is not None:
+            cond = conds[idx, torch.randint(0, MASK_VERSIONS, (batch_size,), generator=gen)]
         zt = sqrt_abar[t][:, None, None, None] * z0 + sqrt_1m_abar[t][:, None, None, None] * noise
-        loss = F.mse_loss(model(zt, t), noise)
+        loss = F.mse_loss(model(zt, t, cond), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -97,3 +97,23 @@ def test_full_sampling_run_matches_torch(engines, phantom_data, tmp_path, monkey
         lb = (outs["onnx"] / b["label"]).read_bytes()
         assert la == lb
     assert worst <= 2.0 / 255 + 1e-6, worst
+
+
+def test_feature_caching_matches_torch(engines):
+    """cache_interval 3 over the exported unet_full/unet_shallow graphs: the torch engine's cached run (1e-4)."""
+    from augpaint_fast import fused
+    from augpaint_fast.sampler import augpaint_sample
+    from augpaint_fast.schedule import ddim_schedule
+
+    ae, unet, cache_dir, *_ = engines
+    g = torch.Generator().manual_seed(1)
+    z0 = torch.randn(2, 3, 16, 16, generator=g)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 5:12] = 1
+    outs = []
+    for name, opts in (("torch", {}), ("onnx", dict(cache_dir=cache_dir, batch_sizes=(1, 4)))):
+        e = create_engine(name, ae, unet, cache_interval=3, **opts)
+        outs.append(augpaint_sample(e.denoiser, z0, mask, torch.tensor([5, 6]), 9, ddim_schedule(8, 1.0),
+                                    step=fused.fused_step))
+        assert (e._cached.full_calls, e._cached.shallow_calls) == (3, 5)
+    assert (outs[0] - outs[1]).abs().max() <= 1e-4 * outs[0].abs().max()

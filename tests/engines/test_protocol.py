@@ -20,6 +20,8 @@ def test_pick_batch_and_run_padded():
     x = torch.arange(11.0)[:, None]
     assert torch.equal(run_padded(fn, [x], (1, 4, 8)), x * 2)
     assert calls == [8, 4]  # 11 = one chunk of 8 + 3 rows padded to 4 (the last row repeated)
+    eps, feature = run_padded(lambda x: (x * 2, x[:, :, None] + 1), [x], (1, 4, 8))  # several outputs
+    assert torch.equal(eps, x * 2) and torch.equal(feature, x[:, :, None] + 1)
 
 
 def test_engine_device_is_checked_and_explicit():

@@ -81,3 +81,31 @@ def test_cuda_graphs_and_fp16_match_eager(models, inputs):
     assert (graphed.denoiser(z.cuda(), t.cuda()) - b).abs().max() <= 1e-4 * b.abs().max()
     half = TorchEngine(ae, unet, device="cuda", dtype="float16")
     assert (half.denoiser(z.cuda(), t.cuda()) - b).abs().max() <= 0.02 * b.abs().max()
+
+
+def test_fast_paths_default_off_in_fp32_on_in_bf16(models, inputs):
+    ae, unet = models
+    z, t, x = inputs
+    plain = TorchEngine(ae, unet)
+    assert not plain.fused_norm and not plain.flash_attention and plain.cache_interval == 1
+    bf16 = TorchEngine(ae, unet, dtype="bfloat16")
+    assert bf16.fused_norm and bf16.flash_attention
+    # fp32 with both fast paths: float32 rounding only (measured 2e-7 of the scale on these models)
+    fast = TorchEngine(ae, unet, fused_norm=True, flash_attention=True)
+    for a, b in ((fast.denoiser(z, t), plain.denoiser(z, t)), (fast.encode(x), plain.encode(x)),
+                 (fast.decode(z * 0.05), plain.decode(z * 0.05))):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    # bf16 with the fast paths is as close to fp32 as bf16 autocast without them
+    slow = TorchEngine(ae, unet, dtype="bfloat16", fused_norm=False, flash_attention=False)
+    ref = plain.denoiser(z, t)
+    err_fast, err_slow = ((e.denoiser(z, t) - ref).abs().max().item() for e in (bf16, slow))
+    print(f"bf16 vs fp32 U-Net: fast paths {err_fast:.3g}, autocast only {err_slow:.3g}")
+    assert err_fast <= 2 * err_slow + 1e-6
+
+
+def test_fused_norm_and_compile_are_refused_together(models):
+    ae, unet = models
+    with pytest.raises(AugPaintError, match="fused_norm and compile"):
+        TorchEngine(ae, unet, fused_norm=True, compile="default")
+    with pytest.raises(AugPaintError, match="cache-interval"):
+        TorchEngine(ae, unet, cache_interval=0)

@@ -118,6 +118,30 @@ def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     assert cache.lookup(path, "other-key")[0] is False
 
 
+def test_deep_cache_specs_export_and_match_torch(tmp_path):
+    """The feature-caching graphs: unet_full gives (eps, feature) as UNet.forward_with_feature, unet_shallow
+    gives forward_shallow's eps (ONNX Runtime, 1e-4 of the scale)."""
+    from augpaint_fast.export.specs import deep_cache_specs
+
+    _, unet = random_models("tiny")
+    specs = deep_cache_specs(unet, (1, 4))
+    assert specs["unet_full"].output_names == ("eps", "feature")
+    assert specs["unet_shallow"].input_names == ("z", "t", "feature")
+    assert specs["unet_shallow"].input_shapes["feature"][1] == unet.feature_shape(1, 16, 16)
+    z, t = specs["unet_full"].sample_inputs(3)
+    with torch.no_grad():
+        eps, feature = unet.forward_with_feature(z, t, depth=1)
+        shallow = unet.forward_shallow(z, t, feature * 0.9, depth=1)
+    full_path = export_onnx(specs["unet_full"], tmp_path)
+    sess = ort.InferenceSession(str(full_path), providers=["CPUExecutionProvider"])
+    got_eps, got_feature = sess.run(None, {"z": z.numpy(), "t": t.numpy()})
+    assert (torch.from_numpy(got_eps) - eps).abs().max() <= 1e-4 * eps.abs().max()
+    assert (torch.from_numpy(got_feature) - feature).abs().max() <= 1e-4 * feature.abs().max()
+    got = _ort_run(export_onnx(specs["unet_shallow"], tmp_path), specs["unet_shallow"], (z, t, feature * 0.9))
+    assert (got - shallow).abs().max() <= 1e-4 * shallow.abs().max()
+    assert export_onnx(specs["unet_full"], tmp_path) == full_path  # cached
+
+
 def test_export_command(tiny, tmp_path, capsys):
     import argparse
 

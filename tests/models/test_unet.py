@@ -103,3 +103,57 @@ def test_resampling_shapes():
     assert Downsample(4, asymmetric_pad=True)(x).shape == (1, 4, 3, 5)
     assert Downsample(4, asymmetric_pad=False)(x).shape == (1, 4, 3, 5)
     assert Upsample(4)(x).shape == (1, 4, 12, 20)
+
+
+# -- feature caching split (DeepCache) and the inference fast paths -------------------------------------------------
+def test_split_forward_is_bit_identical_to_forward_at_every_depth():
+    """forward_with_feature's eps is forward's, bit for bit; forward_shallow on the feature of the same call
+    reproduces it bit for bit too (the split recomputes nothing differently), at every skip index."""
+    model = _perturb(UNet(MICRO)).eval()
+    z, t = torch.randn(2, 3, 8, 12), torch.tensor([5, 900])
+    with torch.no_grad():
+        ref = model(z, t)
+        for depth in range(model.num_skips):
+            eps, feature = model.forward_with_feature(z, t, depth=depth)
+            assert torch.equal(eps, ref)
+            assert feature.shape == (2, *model.feature_shape(depth, 8, 12))
+            assert torch.equal(model.forward_shallow(z, t, feature, depth=depth), ref)
+    with pytest.raises(ValueError, match="skip index"):
+        model.forward_shallow(z, t, feature, depth=model.num_skips)
+
+
+def test_shallow_call_depends_on_the_cached_feature_and_the_outer_input():
+    model = _perturb(UNet(MICRO)).eval()
+    z, t = torch.randn(1, 3, 8, 8), torch.tensor([500])
+    with torch.no_grad():
+        eps, feature = model.forward_with_feature(z, t, depth=1)
+        moved = model.forward_shallow(z + 0.5, t, feature, depth=1)
+        stale = model.forward_shallow(z, t, feature * 1.5, depth=1)
+    assert (moved - eps).abs().max() > 1e-3 and (stale - eps).abs().max() > 1e-3
+
+
+def test_conditional_split():
+    cfg = dataclasses.replace(MICRO, cond_channels=2)
+    model = _perturb(UNet(cfg)).eval()
+    z, t, c = torch.randn(1, 3, 8, 8), torch.tensor([7]), torch.randn(1, 2, 8, 8)
+    with torch.no_grad():
+        eps, feature = model.forward_with_feature(z, t, c, depth=2)
+        assert torch.equal(eps, model(z, t, c))
+        assert torch.equal(model.forward_shallow(z, t, feature, c, depth=2), eps)
+
+
+def test_inference_paths_off_by_default_and_close_when_on():
+    """Outside ``inference_paths`` the models run torch's ops unchanged; inside, the fused GroupNorm+SiLU and
+    the flash-attention layout change eps by float32 rounding only (measured 8e-7 of its scale)."""
+    from augpaint_fast.models.layers import inference_paths
+
+    model = _perturb(UNet(MICRO)).eval()
+    z, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 600])
+    with torch.no_grad():
+        ref = model(z, t)
+        with inference_paths():
+            assert torch.equal(model(z, t), ref)
+        with inference_paths(fused_norm=True, flash_attention=True):
+            fast = model(z, t)
+        assert torch.equal(model(z, t), ref)  # the context is left behind cleanly
+    assert (fast - ref).abs().max() <= 1e-5 * ref.abs().max()

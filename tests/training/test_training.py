@@ -92,3 +92,40 @@ def test_ema_warms_up_and_lr_schedule_shape():
     assert loop.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
     assert loop.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
 
+
+
+def test_conditional_ldm_trains_beside_the_unconditional_one(data, tmp_path):
+    """--conditional writes unet-cond/ (cond_channels = embed_dim) next to unet/, each loadable by its variant,
+    and the conditional U-Net's output depends on its condition."""
+    train_autoencoder(data, tmp_path / "w", **AE)
+    train_ldm(data, tmp_path / "w", **LDM)
+    train_ldm(data, tmp_path / "w", conditional=True, flip_augment=True, **LDM)
+    _, ae_cfg, unet, unet_cfg = load_weights_folder(tmp_path / "w", variant="cond")
+    assert unet_cfg.cond_channels == ae_cfg.embed_dim == 3
+    assert load_weights_folder(tmp_path / "w")[3].cond_channels == 0
+    z, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 900])
+    with torch.no_grad():
+        a, b = unet(z, t, torch.zeros(2, 3, 16, 16)), unet(z, t, torch.ones(2, 3, 16, 16))
+    assert not torch.equal(a, b)
+    with pytest.raises(AugPaintError, match="no unet-cond"):
+        load_weights_folder(_only_uncond(tmp_path), variant="cond")
+
+
+def _only_uncond(tmp_path):
+    import shutil
+
+    folder = tmp_path / "only"
+    shutil.copytree(tmp_path / "w", folder)
+    shutil.rmtree(folder / "unet-cond")
+    return folder
+
+
+def test_training_masks_are_reproducible_boxes():
+    from augpaint_fast.conditional import MASK_VERSIONS, training_masks
+
+    a, b = training_masks(5, 32, seed=1), training_masks(7, 32, seed=1)
+    assert a.shape == (5, MASK_VERSIONS, 1, 32, 32) and torch.equal(a, b[:5])  # independent of the count
+    assert set(torch.unique(a).tolist()) <= {0.0, 1.0}
+    coverage = training_masks(200, 32, seed=2).mean(dim=(2, 3, 4))
+    assert 0.05 < coverage.mean() < 0.7  # 1-3 boxes of 10-60 % sides
+    assert 0.03 < (coverage == 0).float().mean() < 0.2  # about one empty (unconditional) mask in ten

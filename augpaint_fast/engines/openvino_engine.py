@@ -1,0 +1,179 @@
+"""The OpenVINO engine: the cached ONNX exports compiled by OpenVINO's CPU plugin, one static-shape model per
+batch size.
+
+- Exports: the same cached ONNX files as the onnx engine (``export.onnx_export.export_onnx``, keyed by weights,
+  config and exporter), read by ``openvino.Core.read_model`` and reshaped to a static batch before compiling.
+- Batch sizes: without ``batch_sizes`` each batch size met is compiled on first use (static shapes, no padding);
+  with ``batch_sizes=(...)`` calls are padded up to the nearest listed size (``protocol.run_padded``).
+- Precision (``INFERENCE_PRECISION_HINT``): the U-Net runs in bf16 on CPUs with native bf16 dot products
+  (AVX512_BF16 or AMX, ``torch_engine.cpu_supports_bf16``), f32 elsewhere; ``dtype`` overrides. Encoder and
+  decoder run in f32 (``autoencoder_dtype``): the decoder's graph holds the codebook distance + ArgMin, and
+  bf16 distances would pick different codes. OpenVINO's own default on bf16 CPUs is bf16, so f32 is always
+  requested explicitly.
+- Threads: ``INFERENCE_NUM_THREADS`` = physical cores (``onnx_engine.physical_cores``) unless ``threads``.
+- Compiled models are cached by OpenVINO itself (``CACHE_DIR`` = ``<cache>/openvino``; keyed by OpenVINO on
+  the model, its shapes and the compile properties), so a second run skips compilation.
+- Feature caching (``cache_interval > 1``): two more exports, ``unet_full`` (eps and the cached deep feature) and
+  ``unet_shallow`` (eps from the outer blocks and a cached feature), driven by ``cached.CachedDenoiser``.
+
+Inputs must be CPU tensors (``protocol.check_on_device``); outputs are float32 CPU tensors.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import AugPaintError
+from .onnx_engine import physical_cores
+from .protocol import check_on_device, engine_device, run_padded
+from .torch_engine import DTYPES, cpu_supports_bf16
+
+_OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
+def default_dtype() -> str:
+    """"bfloat16" on CPUs with native bf16 dot products (AVX512_BF16 or AMX), else "float32"."""
+    return "bfloat16" if cpu_supports_bf16() else "float32"
+
+
+def _precision(dtype: str, what: str) -> str:
+    if dtype not in DTYPES or DTYPES[dtype] not in _OV_PRECISION:
+        raise AugPaintError(f"the openvino engine runs float32 or bfloat16 on the CPU; got {what} {dtype!r}")
+    return _OV_PRECISION[DTYPES[dtype]]
+
+
+class _StaticModel:
+    """One exported model compiled per batch size (static shapes), each with its own infer request."""
+
+    def __init__(self, core, onnx_file: Path, spec, properties: dict, batch_sizes: tuple[int, ...] | None):
+        self.core, self.spec, self.properties = core, spec, properties
+        self.model = core.read_model(str(onnx_file))
+        self.batch_sizes = batch_sizes
+        self.requests: dict[int, object] = {}
+        for b in batch_sizes or ():
+            self._request(b)
+
+    def _request(self, b: int):
+        if b not in self.requests:
+            model = self.model.clone()
+            model.reshape({name: [b, *self.spec.input_shapes[name][1]] for name in self.spec.input_names})
+            compiled = self.core.compile_model(model, "CPU", self.properties)
+            self.requests[b] = compiled.create_infer_request()
+        return self.requests[b]
+
+    def _run_once(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        request = self._request(inputs[0].shape[0])
+        feeds = {}
+        for name, x in zip(self.spec.input_names, inputs):
+            dtype = self.spec.input_shapes[name][0]
+            feeds[name] = x.detach().to(dtype).contiguous().numpy()
+        request.infer(feeds)
+        # The output buffers belong to the request and are overwritten by its next call: copy them out.
+        return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data, dtype=np.float32, copy=True))
+                     for i in range(len(self.spec.output_names)))
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        check_on_device("openvino", torch.device("cpu"), **dict(zip(self.spec.input_names, inputs)))
+        if not self.batch_sizes:
+            return self._run_once(*inputs)
+        return run_padded(self._run_once, inputs, self.batch_sizes)
+
+
+class OpenVinoEngine:
+    """OpenVINO (CPU) behind the engine protocol (see the module docstring)."""
+
+    name = "openvino"
+
+    def __init__(self, autoencoder: torch.nn.Module, unet: torch.nn.Module, device: str = "cpu",
+                 dtype: str | None = None, autoencoder_dtype: str = "float32",
+                 cache_dir: str | Path | None = None, threads: int | None = None,
+                 batch_sizes: Sequence[int] | None = None, cache_interval: int = 1, log=None):
+        import openvino as ov
+
+        from augpaint_fast.export import cache
+        from augpaint_fast.export.onnx_export import export_onnx
+        from augpaint_fast.export.specs import export_specs
+
+        from .cached import check_interval
+
+        self.device = engine_device(device)
+        if self.device.type != "cpu":
+            raise AugPaintError(f"the openvino engine runs on the CPU only (got device {device!r}); on a GPU use "
+                                f"--engine torch or trt")
+        self.dtype = dtype or default_dtype()
+        self.autoencoder_dtype = autoencoder_dtype
+        self.cache_interval = check_interval(cache_interval)
+        self.threads = threads or physical_cores()
+        self.cond = unet.cfg.cond_channels > 0
+        root = Path(cache_dir) if cache_dir else None
+        export_dir = root or cache.default_cache_dir() / "onnx"  # shared with the onnx engine
+        self.cache_dir = (root or cache.default_cache_dir()) / "openvino"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.batch_sizes = tuple(sorted(set(int(b) for b in batch_sizes))) if batch_sizes else None
+        if self.batch_sizes and min(self.batch_sizes) < 1:
+            raise AugPaintError(f"batch sizes must be >= 1, got {list(self.batch_sizes)}")
+
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(self.cache_dir)})
+        self.version = ov.__version__
+
+        def props(precision: str) -> dict:
+            return {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": self.threads,
+                    "PERFORMANCE_HINT": "LATENCY"}
+
+        unet_props = props(_precision(self.dtype, "dtype"))
+        ae_props = props(_precision(autoencoder_dtype, "autoencoder_dtype"))
+        specs = export_specs(autoencoder, unet, self.batch_sizes or (1,))
+        names = ["encoder", "unet", "decoder"]
+        if self.cache_interval > 1:
+            from augpaint_fast.export.specs import deep_cache_specs
+
+            specs.update(deep_cache_specs(unet, self.batch_sizes or (1,)))
+            names += ["unet_full", "unet_shallow"]
+        self.models = {}
+        for name in names:
+            path = export_onnx(specs[name], export_dir, log=log)
+            self.models[name] = _StaticModel(core, path, specs[name], unet_props if "unet" in name else ae_props,
+                                             self.batch_sizes)
+        self._cached = None
+        if self.cache_interval > 1:
+            from .cached import CachedDenoiser
+
+            self._cached = CachedDenoiser(self._full, self._shallow, self.cache_interval)
+
+    # -- the engine protocol ---------------------------------------------------------------------------
+    def _check_cond(self, cond) -> None:
+        if self.cond and cond is None:
+            raise ValueError("this U-Net is conditional: pass cond")
+        if not self.cond and cond is not None:
+            raise ValueError("this U-Net is unconditional (cond_channels = 0) but cond was given")
+
+    def _args(self, z, t, cond):
+        return (z, t) if cond is None else (z, t, cond)
+
+    def denoiser(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_cond(cond)
+        if self._cached is not None:
+            return self._cached(z, t, cond)
+        return self.models["unet"](*self._args(z, t, cond))[0]
+
+    def _full(self, z, t, cond):
+        eps, feature = self.models["unet_full"](*self._args(z, t, cond))
+        return eps, feature
+
+    def _shallow(self, z, t, cond, feature):
+        return self.models["unet_shallow"](*self._args(z, t, cond), feature)[0]
+
+    def reset_cache(self) -> None:
+        """Forget the cached deep features (the next U-Net call is a full one)."""
+        if self._cached is not None:
+            self._cached.reset()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.models["encoder"](x)[0]
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.models["decoder"](h)[0]
