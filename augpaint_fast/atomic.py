@@ -3,7 +3,9 @@
 ``atomic_write(path, write)`` calls ``write(tmp)`` for a temporary file in ``path``'s folder, fsyncs it, moves
 it over ``path`` with ``os.replace`` (atomic on POSIX) and fsyncs the folder, so a reader (or a rerun after a
 crash or ``kill -9``) sees either the old file or the complete new one, never a torn one. The temporary file
-is removed when ``write`` fails. Names of temporaries start with ``.`` and end with ``.tmp``.
+is removed when ``write`` fails. Names of temporaries start with ``.`` and end with ``.tmp``. The file gets the
+mode a plain ``open`` would give it (0666 less the umask), not ``mkstemp``'s private 0600, so datasets and
+results written for a team stay readable by it.
 """
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:
@@ -35,6 +43,7 @@ def atomic_write(path: Path | str, write: Callable[[Path], None], *, durable: bo
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         if durable:
             with open(tmp, "rb") as fh:

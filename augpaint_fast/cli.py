@@ -116,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--unlabelled", type=int, default=0, help="extra unlabelled images")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--size", type=int, default=64)
-    m.add_argument("--classes", type=int, default=3)
+    m.add_argument("--classes", type=int, default=None, help="organ classes (default 3; hard: 5, at most 5)")
+    m.add_argument("--style", default="default", choices=["default", "hard"],
+                   help="default, or hard: varying anatomy, overlapping intensities, bias field, Rician noise")
 
     add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
     add_bench_args(sub.add_parser("bench", help="time AugPaint's engines against the eager loop, RePaint and the "
@@ -126,6 +128,15 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_args(v, SHIPPED_WEIGHTS)  # service/command.py
     _add_engine_args(v)
     add_speed_args(v)
+
+    from .segmentation.commands import add_segmentation_commands
+    add_segmentation_commands(sub)  # train-seg, evaluate, filter, rand-aug, export-dataset (args.handler)
+    from .pipeline.run import add_pipeline_args, pipeline_command
+
+    pl = sub.add_parser("pipeline", help="the whole method: AE, LDM, sample, filter, train-seg, evaluate, over "
+                                         "splits of labelled cases, with the paper's baselines (results table)")
+    add_pipeline_args(pl)
+    pl.set_defaults(handler=pipeline_command)
 
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
@@ -187,9 +198,12 @@ def _train(args) -> None:
 def _make_phantom(args) -> None:
     from .phantom import make_phantom
 
-    make_phantom(args.out, n=args.n, seed=args.seed, size=args.size, unlabelled=args.unlabelled, classes=args.classes)
-    print(f"{args.n} labelled + {args.unlabelled} unlabelled phantom images ({args.size}x{args.size}, "
-          f"{args.classes} classes) -> {args.out}")
+    classes = args.classes if args.classes is not None else (5 if args.style == "hard" else 3)
+    make_phantom(args.out, n=args.n, seed=args.seed, size=args.size, unlabelled=args.unlabelled, classes=classes,
+                 style=args.style)
+    style = "hard " if args.style == "hard" else ""
+    print(f"{args.n} labelled + {args.unlabelled} unlabelled {style}phantom images ({args.size}x{args.size}, "
+          f"{classes} classes) -> {args.out}")
 
 
 def _info(args) -> None:
@@ -254,7 +268,7 @@ COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-ph
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except AugPaintError as exc:
         print(f"augpaint-fast: error: {exc}", file=sys.stderr)
         return 2

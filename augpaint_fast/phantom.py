@@ -139,9 +139,22 @@ def _save(arr: np.ndarray, path: Path) -> None:
 
 
 def make_phantom(out, n: int, seed: int, size: int = 64, unlabelled: int = 0, classes: int = 3,
-                 progress: bool = True) -> PhantomSet:
-    """Write ``n`` labelled and ``unlabelled`` unlabelled phantom scans under ``out`` (see module docstring)."""
+                 progress: bool = True, style: str = "default") -> PhantomSet:
+    """Write ``n`` labelled and ``unlabelled`` unlabelled phantom scans under ``out`` (see module docstring).
+
+    ``style="hard"`` draws :func:`augpaint_fast.phantom_hard.render_hard_phantom` scans instead (1..5 classes),
+    from their own random streams (kind 2 = labelled, 3 = unlabelled); the default style is unchanged.
+    """
     out = Path(out)
+    if style not in ("default", "hard"):
+        raise AugPaintError(f"phantom style must be default or hard, got {style!r}")
+    render, kind_offset = render_phantom, 0
+    if style == "hard":
+        from .phantom_hard import HARD_CLASSES, render_hard_phantom
+
+        if not 1 <= classes <= HARD_CLASSES:
+            raise AugPaintError(f"the hard phantom has 1..{HARD_CLASSES} classes, got {classes}")
+        render, kind_offset = render_hard_phantom, 2
     if n < 0 or unlabelled < 0:
         raise AugPaintError(f"phantom counts must be >= 0, got n={n}, unlabelled={unlabelled}")
     if size < 16:
@@ -157,7 +170,7 @@ def make_phantom(out, n: int, seed: int, size: int = 64, unlabelled: int = 0, cl
     res = PhantomSet(out, class_counts=[0] * classes)
     jobs = [(i, 0) for i in range(n)] + [(i, 1) for i in range(unlabelled)]
     for i, kind in progress_bar(jobs, enabled=progress, desc="phantom", unit="img"):
-        img, lab = render_phantom(_rng(seed, i, kind), size, classes)
+        img, lab = render(_rng(seed, i, kind + kind_offset), size, classes)
         if kind == 0:
             ip, lp = out / "images" / f"phantom_{i:04d}.png", out / "labels" / f"phantom_{i:04d}.png"
             _save(img, ip)

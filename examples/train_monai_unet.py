@@ -1,6 +1,6 @@
-"""Train a MONAI U-Net on real + AugPaint-generated pairs from a labelled folder (see docs/dataset.md).
+"""Train a MONAI U-Net on real + AugPaint-generated pairs from a labelled folder (see docs/scale_out.md).
 
-    pip install monai
+    pip install monai                 # or: pip install 'augpaint-fast[seg]'
     python examples/train_monai_unet.py --data DATA [--weights W] [--n-per-source 8] [--epochs 20]
 
 The generated pairs are made on first use through the weights' engine and cached on disk, so the second epoch

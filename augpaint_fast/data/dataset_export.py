@@ -1,0 +1,207 @@
+"""``augpaint-fast export-dataset``: an augmented set (generated folders, optionally with the real labelled
+pairs) as an nnU-Net v2 raw dataset or as plain folders, for training in the tools people already use.
+
+**nnU-Net v2** (MIC-DKFZ/nnUNet, ``documentation/dataset_format.md``: "Dataset folder structure",
+"dataset.json", "Supported file formats"; RGB 2-D PNGs as in its example
+``nnunetv2/dataset_conversion/Dataset120_RoadSegmentation.py``)::
+
+    OUT/Dataset{ID:03d}_{NAME}/
+      imagesTr/<case>_0000.png   one file per case: nnU-Net stores each input channel in its own file "with the
+                                 sole exception being RGB natural images", read by NaturalImage2DIO
+      labelsTr/<case>.png        8-bit class map, 0 = background, 1..K (consecutive integers)
+      dataset.json               {"channel_names", "labels", "numTraining", "file_ending": ".png",
+                                  "overwrite_image_reader_writer": "NaturalImage2DIO"}
+
+Channels must be the same for every case, so the whole dataset is written either greyscale
+(``channel_names {"0": "grey"}``, 8-bit L PNGs) or RGB (``{"0": "R", "1": "G", "2": "B"}``, 8-bit RGB PNGs):
+``--color auto`` (default) writes greyscale when every image has three equal channels (the project's
+replicated grey scans), else RGB; ``--color grey`` writes the mean of the three channels (for grey scans whose
+generated samples came out with slightly unequal channels); ``--color rgb`` always writes RGB. ``labels`` is ``{"background": 0,
+<name>: 1, ...}`` up to the largest class in the data (or ``--classes``), names from ``--label-names`` or
+``class_<k>``. nnU-Net accepts only lossless files, so every image is re-encoded as PNG (JPEG sources too);
+intensities are the project's 8-bit mapping of [-1, 1] (16-bit sources are quantised to 8 bits).
+
+**folder**: ``OUT/images/<case>.png`` + ``OUT/labels/<case>.png`` (same encoding), a dataset root.
+
+Case ids: ``aug_<name>`` for the pairs of a ``--samples`` folder (``aug<i>_<name>`` with several folders, i
+from 0 in the order given), ``real_<id>`` for ``--real`` (``real<i>_<id>`` with several). Both formats also
+get ``augpaint_export.json``: every case's origin (files, manifest record), the settings, and
+``"complete"``, written first as false and last as true. Files are written atomically; a rerun rewrites the
+export, removing only files an earlier export of this tool put there; a non-empty folder that is not one of
+its exports is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..atomic import atomic_write, atomic_write_text
+from ..errors import AugPaintError
+from ..progress import progress as progress_bar
+from .imageio import to_uint8
+from .pairs import PairFolder, open_pairs
+
+EXPORT_RECORD = "augpaint_export.json"
+FORMATS = ("nnunet", "folder")
+COLORS = ("auto", "grey", "rgb")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass
+class ExportSummary:
+    cases: int
+    classes: int
+    rgb: bool
+    root: Path
+
+    def line(self) -> str:
+        return (f"{self.cases} case(s), {self.classes} class(es), {'RGB' if self.rgb else 'greyscale'} PNG -> "
+                f"{self.root}")
+
+
+def _cases(samples: list[Path], real: list[Path], max_classes: int) -> list[tuple[str, PairFolder, object]]:
+    """(case id, folder, item) for every pair, in the order: samples folders, then real folders."""
+    out = []
+    for prefix, folders in (("aug", samples), ("real", real)):
+        for i, root in enumerate(folders):
+            folder = open_pairs(root, max_classes=max_classes)
+            tag = prefix if len(folders) == 1 else f"{prefix}{i}"
+            out.extend((f"{tag}_{it.id}", folder, it) for it in folder.items)
+    return out  # unique: ids are unique within a folder and the prefixes differ between folders
+
+
+def _save_png(array: np.ndarray, tmp: Path) -> None:
+    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+
+
+def _previous_files(root: Path) -> list[str]:
+    """Files (relative to ``root``) an earlier export put in ``root``; refuses a folder that is not an export."""
+    rec = root / EXPORT_RECORD
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise AugPaintError(f"{root} exists and is not a folder")
+    if not rec.exists():
+        if any(root.iterdir()):
+            raise AugPaintError(f"{root} is not empty and holds no {EXPORT_RECORD} (not an export of this tool); "
+                                f"choose another --out")
+        return []
+    try:
+        return list(json.loads(rec.read_text()).get("files", []))
+    except (OSError, ValueError, AttributeError):
+        raise AugPaintError(f"{rec} is unreadable; remove the folder or choose another --out") from None
+
+
+def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *, dataset_id: int = 501,
+                   name: str = "AugPaint", label_names: list[str] | None = None, classes: int | None = None,
+                   color: str = "auto", max_classes: int = 16, progress: bool = True) -> ExportSummary:
+    """Export the pairs of ``samples`` (and ``real``) to ``out`` as ``fmt`` (module docstring)."""
+    if fmt not in FORMATS:
+        raise AugPaintError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if color not in COLORS:
+        raise AugPaintError(f"--color must be one of {', '.join(COLORS)}, got {color!r}")
+    if not samples and not real:
+        raise AugPaintError("nothing to export: give --samples and/or --real")
+    if fmt == "nnunet":
+        if not 1 <= dataset_id <= 999:
+            raise AugPaintError(f"--dataset-id must be 1..999 (nnU-Net's three digits), got {dataset_id}")
+        if not _NAME.match(name):
+            raise AugPaintError(f"--name {name!r} must be letters, digits, '_' or '-'")
+        root = Path(out) / f"Dataset{dataset_id:03d}_{name}"
+        img_dir, lab_dir, suffix = "imagesTr", "labelsTr", "_0000.png"
+    else:
+        root = Path(out)
+        img_dir, lab_dir, suffix = "images", "labels", ".png"
+    cases = _cases([Path(s) for s in samples], [Path(r) for r in real], max_classes)
+    if not cases:
+        raise AugPaintError("the given folders hold no pairs")
+    previous = _previous_files(root)
+
+    # pass 1: read and check everything before writing (channels, classes)
+    loaded, rgb, top = [], color == "rgb", 0
+    for case, folder, item in progress_bar(cases, enabled=progress, desc="checking pairs", unit="pair"):
+        s = folder.dataset.load(item)
+        if color == "auto":
+            rgb |= not (np.array_equal(s.image[0], s.image[1]) and np.array_equal(s.image[0], s.image[2]))
+        top = max(top, int(s.label.max()))
+        loaded.append((case, folder, item))
+    k = classes if classes is not None else top
+    if top > k:
+        raise AugPaintError(f"the pairs have class {top} but --classes is {k}")
+    if k < 1:
+        raise AugPaintError("every label is empty: there is no foreground class to export")
+    if label_names is not None and len(label_names) != k:
+        raise AugPaintError(f"--label-names gives {len(label_names)} name(s) for {k} class(es)")
+    names = label_names or [f"class_{i}" for i in range(1, k + 1)]
+    if "background" in names or len(set(names)) != len(names):
+        raise AugPaintError("--label-names must be distinct and must not use 'background'")
+
+    files = [f"{d}/{case}{suf}" for case, _, _ in loaded for d, suf in ((img_dir, suffix), (lab_dir, ".png"))]
+    settings = {"format": fmt, "samples": [str(Path(s).resolve()) for s in samples],
+                "real": [str(Path(r).resolve()) for r in real], "classes": k, "color": color, "rgb": rgb}
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / EXPORT_RECORD, json.dumps({**settings, "complete": False,
+                                                             "files": sorted(set(previous) | set(files))}) + "\n")
+        (root / "dataset.json").unlink(missing_ok=True)
+        for rel in set(previous) - set(files):
+            (root / rel).unlink(missing_ok=True)
+        (root / img_dir).mkdir(exist_ok=True)
+        (root / lab_dir).mkdir(exist_ok=True)
+        origins = {}
+        for case, folder, item in progress_bar(loaded, enabled=progress, desc=f"export {fmt}", unit="pair"):
+            s = folder.dataset.load(item)
+            pixels = np.moveaxis(to_uint8(s.image), 0, -1) if rgb else to_uint8(s.image.mean(0))
+            atomic_write(root / img_dir / f"{case}{suffix}", lambda tmp: _save_png(pixels, tmp), durable=False)
+            atomic_write(root / lab_dir / f"{case}.png", lambda tmp: _save_png(s.label.astype(np.uint8), tmp),
+                         durable=False)
+            origins[case] = {"image": str(item.image_path), "label": str(item.label_path),
+                             **({"record": folder.records[item.id]} if item.id in folder.records else {})}
+        if fmt == "nnunet":
+            channels = {"0": "R", "1": "G", "2": "B"} if rgb else {"0": "grey"}
+            meta = {"channel_names": channels, "labels": {"background": 0, **{n: i + 1 for i, n in enumerate(names)}},
+                    "numTraining": len(loaded), "file_ending": ".png",
+                    "overwrite_image_reader_writer": "NaturalImage2DIO", "name": root.name,
+                    "description": "AugPaint augmented set exported by augpaint-fast"}
+            atomic_write_text(root / "dataset.json", json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(root / EXPORT_RECORD, json.dumps({**settings, "complete": True, "files": files,
+                                                             "labels": names, "cases": origins}, indent=1) + "\n")
+    except OSError as e:
+        raise AugPaintError(f"cannot write the export in {root} ({e.strerror or e})") from None
+    return ExportSummary(len(loaded), k, rgb, root)
+
+
+def add_export_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--samples", type=Path, action="append", default=[],
+                   help="generated folder (sample, rand-aug or filter output); repeat for several")
+    p.add_argument("--real", type=Path, action="append", default=[],
+                   help="real labelled dataset folder to include (images/ + labels/); repeat for several")
+    p.add_argument("--format", choices=FORMATS, default="nnunet", help="nnunet (default: nnU-Net v2 raw dataset) "
+                                                                        "or folder (images/ + labels/)")
+    p.add_argument("--out", type=Path, required=True, help="nnunet: the nnUNet_raw folder (DatasetXXX_NAME is "
+                                                           "created in it); folder: the dataset folder")
+    p.add_argument("--dataset-id", type=int, default=501, help="nnU-Net dataset id, 1..999 (default 501; custom "
+                                                               "datasets should use 500+)")
+    p.add_argument("--name", default="AugPaint", help="nnU-Net dataset name (default AugPaint)")
+    p.add_argument("--label-names", default=None, help="comma-separated class names for 1..K (default class_<k>)")
+    p.add_argument("--classes", type=int, default=None, help="number of foreground classes (default: the largest "
+                                                             "class id in the data)")
+    p.add_argument("--color", choices=COLORS, default="auto", help="auto (default: greyscale when every image is "
+                   "grey, else RGB), grey (mean of the channels) or rgb")
+    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
+
+
+def export_dataset_command(args) -> None:
+    names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
+    s = export_dataset(args.samples, args.real, args.format, args.out, dataset_id=args.dataset_id, name=args.name,
+                       label_names=names, classes=args.classes, color=args.color, max_classes=args.max_classes)
+    print(s.line())
+
+
+__all__ = ["export_dataset", "ExportSummary", "EXPORT_RECORD", "add_export_dataset_args", "export_dataset_command"]

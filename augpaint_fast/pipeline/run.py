@@ -1,0 +1,344 @@
+"""``augpaint-fast pipeline``: the whole method on one dataset, for several splits of labelled cases.
+
+For a training folder (``--data``: images/, labels/, optional unlabelled/ and cases.json) and a held-out test
+folder (``--test``)::
+
+    autoencoder, LDM (and conditional LDM) on every training image       (once; or --weights)
+    for each split s and each number of labelled cases k:
+        labelled/             the k cases' images and labels (the rest of --data is unlabelled)
+        seg/unet-<S>steps     the labelled-only U-Net at each budget; the steps-matched one is also the filter
+        gen/<method>/         sample (augpaint, augpaint-flip, cond-augpaint) or rand-aug, n per source
+        gen/<method>/kept/    the filter's top fraction (paper §3.3)
+        seg/<method>-<S>steps train-seg on labelled + kept
+        evaluate every seg run on --test (Dice, HD95)
+    results.json, results.md  method x k: mean ± std over splits, per budget; seconds per stage
+
+Budgets (``--budget``): ``epochs`` trains every method for ``--seg-epochs`` epochs of its own training set
+(so a 16x larger augmented set also gets 16x more optimizer steps); ``steps`` trains every method of a
+(split, k) for the same number of optimizer steps, those of the largest set at ``--seg-epochs`` epochs. Only
+the second tells a better training set from more training; both are reported. Runs of equal length are
+shared (a method's epochs and steps budgets often coincide).
+
+Every stage is resumable and skipped when its inputs and settings are unchanged (``stages``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_text
+from ..checkpoint import weights_sha256
+from ..data import Dataset
+from ..errors import AugPaintError
+from .cases import CASES_FILE, choose_labelled, load_cases
+from .stages import Stages, folder_fingerprint
+
+METHODS = ("unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip")
+GENERATED = {"rand-aug", "cond-augpaint", "augpaint", "augpaint-flip"}
+BUDGETS = ("epochs", "steps")
+
+
+@dataclass
+class PipelineOptions:
+    data: Path
+    test: Path
+    out: Path
+    labelled: tuple[int, ...] = (1, 2, 5)
+    splits: int = 3
+    seed: int = 0
+    cases_file: Path | None = None
+    case_pattern: str | None = None
+    methods: tuple[str, ...] = METHODS
+    budgets: tuple[str, ...] = BUDGETS
+    weights: Path | None = None  # existing autoencoder + U-Net(s): skip training them
+    preset: str = "tiny"
+    ae_steps: int = 2000
+    ae_batch_size: int = 16
+    ae_lr: float = 2e-3
+    ldm_steps: int = 3000
+    ldm_batch_size: int = 64
+    ldm_flip_augment: bool = False
+    n: int = 30  # samples per labelled image (paper: performance peaks near 30)
+    steps: int = 50
+    mask: str = "box"
+    paste_back: bool = False
+    rand_aug_n: int = 5
+    keep: float = 0.5
+    per_source_filter: bool = False
+    seg_size: int = 64
+    seg_channels: int = 16
+    seg_epochs: float = 120.0
+    seg_batch_size: int = 4
+    seg_lr: float = 5e-4
+    engine: str = "torch"
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def _check(opts: PipelineOptions) -> None:
+    bad = sorted(set(opts.methods) - set(METHODS))
+    if bad:
+        raise AugPaintError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+    if "unet" not in opts.methods and opts.methods:
+        opts.methods = ("unet", *opts.methods)  # the filter and the baseline
+    bad = sorted(set(opts.budgets) - set(BUDGETS))
+    if bad or not opts.budgets:
+        raise AugPaintError(f"--budget must be epochs and/or steps, got {', '.join(opts.budgets) or 'nothing'}")
+    if not opts.labelled or min(opts.labelled) < 1 or opts.splits < 1:
+        raise AugPaintError("--labelled counts and --splits must be >= 1")
+    if not 0 < opts.keep <= 1:
+        raise AugPaintError(f"--keep must be in (0, 1], got {opts.keep}")
+    for name in ("data", "test"):
+        if not Path(getattr(opts, name)).is_dir():
+            raise AugPaintError(f"--{name} {getattr(opts, name)} is not a folder")
+
+
+# ------------------------------------------------------------------------------------------------- stages
+def _labelled_folder(ds: Dataset, items, out: Path) -> dict:
+    """A dataset folder of the chosen items: symlinks to 2-D files; NIfTI slices written as .npy + .png."""
+    from ..data.imageio import write_label_png
+
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    for item in items:
+        if item.slice_index is None:
+            for sub, src in (("images", item.image_path), ("labels", item.label_path)):
+                dest = out / sub / f"{item.id}{src.suffix}"
+                if not dest.exists():
+                    os.symlink(src.resolve(), dest)
+        else:
+            sample = ds.load(item)
+            np.save(out / "images" / f"{item.id}.npy", sample.image)
+            write_label_png(out / "labels" / f"{item.id}.png", sample.label)
+    return {"images": len(items)}
+
+
+def _kept_count(n_sources: int, per_source: int, keep: float, by_source: bool) -> int:
+    """How many generated pairs the filter keeps (its rounding rule, globally or per source)."""
+    from ..segmentation.filtering import keep_count
+
+    return n_sources * keep_count(per_source, keep) if by_source else keep_count(n_sources * per_source, keep)
+
+
+def run_pipeline(opts: PipelineOptions, log=print) -> dict:
+    """Run (or resume) the pipeline; returns the results (also written to OUT/results.json and results.md)."""
+    from ..generate import SampleOptions, run_sampling
+    from ..segmentation.evaluate import evaluate
+    from ..segmentation.filtering import run_filter
+    from ..segmentation.rand_aug import run_rand_aug
+    from ..segmentation.train import train_segmentation
+    from ..training import train_autoencoder, train_ldm
+
+    _check(opts)
+    run = Path(opts.out)
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run / "pipeline.json", json.dumps(asdict(opts), indent=2, default=str) + "\n")
+    stages = Stages(run, log=log)
+    data_fp, test_fp = folder_fingerprint(opts.data), folder_fingerprint(opts.test)
+    ds = Dataset.open(opts.data)
+    if not ds.labelled:
+        raise AugPaintError(f"{opts.data} has no labelled images")
+    cases_file = opts.cases_file or (Path(opts.data) / CASES_FILE if (Path(opts.data) / CASES_FILE).is_file() else None)
+    cases = load_cases([it.id for it in ds.labelled], cases_file=cases_file, pattern=opts.case_pattern)
+    by_id = {it.id: it for it in ds.labelled}
+    top = {i: int(ds.load(it).label.max()) for i, it in by_id.items()}
+    foreground = {i for i, c in top.items() if c > 0}
+    classes = max(top.values())  # every segmenter gets all classes, even when its labelled cases miss one
+    if classes == 0:
+        raise AugPaintError(f"every label of {opts.data} is empty: nothing to segment")
+    eligible = {c for c, ids in cases.items() if any(i in foreground for i in ids)}
+    variants = ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else [])
+
+    # 1. the generative models ----------------------------------------------------------------------------
+    if opts.weights is not None:
+        weights = Path(opts.weights)
+        model_fp = {v: weights_sha256(weights, v) for v in variants}
+        timings = {}
+    else:
+        weights = run / "weights"
+        common = dict(preset=opts.preset, progress=opts.progress)
+        ae = stages.run_stage("autoencoder", weights / "autoencoder",
+                              {"preset": opts.preset, "steps": opts.ae_steps, "batch_size": opts.ae_batch_size,
+                               "lr": opts.ae_lr}, [data_fp],
+                              lambda: asdict(train_autoencoder(opts.data, weights, steps=opts.ae_steps,
+                                                               batch_size=opts.ae_batch_size, lr=opts.ae_lr,
+                                                               seed=opts.seed, **common)))
+        timings = {"autoencoder": ae.seconds}
+        model_fp = {}
+        for v in variants:
+            name = "ldm" if v == "uncond" else "ldm-cond"
+            st = stages.run_stage(name, weights / ("unet" if v == "uncond" else "unet-cond"),
+                                  {"steps": opts.ldm_steps, "batch_size": opts.ldm_batch_size,
+                                   "flip_augment": opts.ldm_flip_augment}, [ae.fingerprint],
+                                  lambda v=v: asdict(train_ldm(opts.data, weights, steps=opts.ldm_steps,
+                                                               batch_size=opts.ldm_batch_size, seed=opts.seed,
+                                                               conditional=v == "cond",
+                                                               flip_augment=opts.ldm_flip_augment, **common)))
+            timings[name] = st.seconds
+            model_fp[v] = st.fingerprint
+
+    # 2. every split x number of labelled cases ---------------------------------------------------------------
+    records = []
+    for split in range(opts.splits):
+        for k in sorted(set(opts.labelled)):
+            chosen = choose_labelled(cases, eligible, k, opts.seed, split)
+            items = [by_id[i] for c in chosen for i in cases[c]]
+            tag = f"k{k}-s{split}"
+            sd = run / "splits" / tag
+            lab = stages.run_stage(f"{tag}/labelled", sd / "labelled", {"cases": chosen}, [data_fp],
+                                   lambda: _labelled_folder(ds, items, sd / "labelled"))
+            n_lab = len(items)
+            gen_st = {}
+            for method in [m for m in opts.methods if m in GENERATED]:
+                out = sd / "gen" / method
+                if method == "rand-aug":
+                    settings = {"n": opts.rand_aug_n, "seed": opts.seed, "size": opts.seg_size}
+                    fn = (lambda out=out: asdict(run_rand_aug(sd / "labelled", out, n=opts.rand_aug_n,
+                                                              seed=opts.seed, size=opts.seg_size,
+                                                              progress=opts.progress)))
+                    inputs = [lab.fingerprint]
+                else:
+                    variant = "cond" if method == "cond-augpaint" else "uncond"
+                    settings = {"n": opts.n, "steps": opts.steps, "mask_mode": opts.mask, "seed": opts.seed,
+                                "flip": "random" if method == "augpaint-flip" else "none",
+                                "paste_back": opts.paste_back, "engine": opts.engine}
+                    so = SampleOptions(**settings, **({"variant": variant} if variant != "uncond" else {}))
+                    settings["variant"] = variant
+                    fn = (lambda out=out, so=so: _summary(run_sampling(sd / "labelled", weights, out, so,
+                                                                        progress=opts.progress)))
+                    inputs = [lab.fingerprint, model_fp[variant]]
+                gen_st[method] = stages.run_stage(f"{tag}/gen/{method}", out, settings, inputs, fn)
+
+            # budgets: the steps of E epochs over each method's training set; "steps" = the largest of them
+            sizes = {"unet": n_lab}
+            for method in gen_st:
+                per = opts.rand_aug_n if method == "rand-aug" else opts.n
+                sizes[method] = n_lab + _kept_count(n_lab, per, opts.keep, opts.per_source_filter)
+            epoch_steps = {m: max(1, math.ceil(opts.seg_epochs * sizes[m] / opts.seg_batch_size)) for m in sizes}
+            match = max(epoch_steps.values())
+            lengths = {m: {"epochs": epoch_steps[m], "steps": match} for m in sizes}
+
+            def train(method: str, total: int, data: list[Path], inputs: list[str]):
+                out = sd / "seg" / f"{method}-{total}steps"
+                settings = {"steps": total, "size": opts.seg_size, "channels": opts.seg_channels, "classes": classes,
+                            "batch_size": opts.seg_batch_size, "lr": opts.seg_lr, "seed": opts.seed + split}
+                st = stages.run_stage(f"{tag}/seg/{method}-{total}steps", out, settings, inputs,
+                                      lambda: _train_summary(train_segmentation(
+                                          data, out, size=opts.seg_size, channels=opts.seg_channels,
+                                          classes=classes, steps=total, batch_size=opts.seg_batch_size, lr=opts.seg_lr,
+                                          seed=opts.seed + split, progress=opts.progress)))
+                ev = stages.run_stage(f"{tag}/eval/{method}-{total}steps", out / "eval.json", {}, [st.fingerprint, test_fp],
+                                      lambda: _eval(evaluate(out, opts.test, progress=False), out / "eval.json"))
+                return st, ev
+
+            runs = {}
+            for budget in opts.budgets:
+                total = lengths["unet"][budget]
+                runs[("unet", budget)] = train("unet", total, [sd / "labelled"], [lab.fingerprint])
+            filter_run, filter_st = _filter_model(runs, sd, opts.budgets)
+            for method, gst in gen_st.items():
+                kept_dir = sd / "gen" / method / "kept"
+                kept = stages.run_stage(f"{tag}/filter/{method}", kept_dir,
+                                        {"keep": opts.keep, "per_source": opts.per_source_filter},
+                                        [gst.fingerprint, filter_st.fingerprint],
+                                        lambda method=method, kept_dir=kept_dir: asdict(run_filter(
+                                            sd / "gen" / method, filter_run, keep=opts.keep,
+                                            per_source=opts.per_source_filter, out=kept_dir,
+                                            progress=opts.progress)))
+                for budget in opts.budgets:
+                    runs[(method, budget)] = train(method, lengths[method][budget], [sd / "labelled", kept_dir],
+                                                   [lab.fingerprint, kept.fingerprint])
+            for (method, budget), (st, ev) in runs.items():
+                records.append({"split": split, "labelled": k, "cases": chosen, "method": method, "budget": budget,
+                                "steps": lengths[method][budget], "train_pairs": sizes[method],
+                                "dice": ev.summary["mean"]["dice"], "hd95": ev.summary["mean"]["hd95"],
+                                "per_class": ev.summary["per_class"], "train_seconds": st.seconds,
+                                "run": str((sd / "seg").relative_to(run))})
+            for method, gst in gen_st.items():
+                timings.setdefault(f"generate ({method})", 0.0)
+                timings[f"generate ({method})"] += gst.seconds
+
+    for rec_path in sorted((run / "stages").rglob("*.json")):
+        rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        for key in ("/seg/", "/eval/", "/filter/"):
+            if key in rec["name"]:
+                label = {"/seg/": "train-seg", "/eval/": "evaluate", "/filter/": "filter"}[key]
+                timings[label] = timings.get(label, 0.0) + rec["seconds"]
+    from .report import write_results
+
+    return write_results(run, opts, records, timings)
+
+
+def _filter_model(runs: dict, sd: Path, budgets) -> tuple[Path, object]:
+    """The labelled-only U-Net that scores the generated images: the steps-matched one when it was trained
+    (the better-trained of the two), else the epochs one."""
+    budget = "steps" if "steps" in budgets else "epochs"
+    st, _ = runs[("unet", budget)]
+    return sd / "seg" / Path(st.name).name, st
+
+
+def _summary(summary) -> dict:
+    return {"written": summary.written, "already_done": summary.already_done, "seconds": summary.seconds,
+            "kernel": summary.kernel_path, "empty_labels": summary.empty_labels}
+
+
+def _train_summary(result) -> dict:
+    return {"steps": result.steps, "pairs": result.pairs, "final_loss": result.final_loss, "seconds": result.seconds}
+
+
+def _eval(report, path: Path) -> dict:
+    atomic_write_text(path, json.dumps(report.report, indent=2, default=str) + "\n")
+    return {"mean": report.report["mean"], "per_class": report.report["per_class"]}
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="training folder: images/, labels/, unlabelled/")
+    p.add_argument("--test", type=Path, required=True, help="held-out test folder (images/ + labels/)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (created; reruns resume)")
+    p.add_argument("--labelled", type=int, nargs="+", default=[1, 2, 5], help="numbers of labelled cases")
+    p.add_argument("--splits", type=int, default=3, help="independent choices of the labelled cases")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cases", type=Path, default=None, help="cases.json (default: DATA/cases.json if present)")
+    p.add_argument("--case-pattern", default=None, help="regex on image ids giving the case (named group 'case')")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), help=f"of: {', '.join(METHODS)}")
+    p.add_argument("--budget", nargs="+", default=list(BUDGETS), choices=BUDGETS, help="epochs and/or steps")
+    p.add_argument("--weights", type=Path, default=None, help="trained autoencoder + U-Net(s): skip training them")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--ae-steps", type=int, default=2000)
+    p.add_argument("--ldm-steps", type=int, default=3000)
+    p.add_argument("--ldm-flip-augment", action="store_true")
+    p.add_argument("--n", type=int, default=30, help="AugPaint samples per labelled image (default 30)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--mask", default="box")
+    p.add_argument("--paste-back", action="store_true")
+    p.add_argument("--rand-aug-n", type=int, default=5)
+    p.add_argument("--keep", type=float, default=0.5, help="fraction the filter keeps (default 0.5)")
+    p.add_argument("--per-source-filter", action="store_true", help="keep the top fraction of each source")
+    p.add_argument("--seg-size", type=int, default=64)
+    p.add_argument("--seg-channels", type=int, default=16, help="first-stage channels (paper 64)")
+    p.add_argument("--seg-epochs", type=float, default=120.0, help="epochs (paper 120); see --budget")
+    p.add_argument("--seg-batch-size", type=int, default=4)
+    p.add_argument("--seg-lr", type=float, default=5e-4)
+    p.add_argument("--engine", default="torch")
+
+
+def pipeline_command(args) -> None:
+    opts = PipelineOptions(data=args.data, test=args.test, out=args.out, labelled=tuple(args.labelled),
+                           splits=args.splits, seed=args.seed, cases_file=args.cases, case_pattern=args.case_pattern,
+                           methods=tuple(args.methods), budgets=tuple(args.budget), weights=args.weights,
+                           preset=args.preset, ae_steps=args.ae_steps, ldm_steps=args.ldm_steps,
+                           ldm_flip_augment=args.ldm_flip_augment, n=args.n, steps=args.steps, mask=args.mask,
+                           paste_back=args.paste_back, rand_aug_n=args.rand_aug_n, keep=args.keep,
+                           per_source_filter=args.per_source_filter, seg_size=args.seg_size,
+                           seg_channels=args.seg_channels, seg_epochs=args.seg_epochs,
+                           seg_batch_size=args.seg_batch_size, seg_lr=args.seg_lr, engine=args.engine)
+    results = run_pipeline(opts)
+    print(results["markdown"])
+    print(f"-> {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.json'}")

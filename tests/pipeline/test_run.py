@@ -1,0 +1,97 @@
+"""The pipeline end to end at toy sizes: results, resume without redoing, interruption, changed inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("monai")
+
+from augpaint_fast.cli import SHIPPED_WEIGHTS  # noqa: E402
+from augpaint_fast.phantom import make_phantom  # noqa: E402
+from augpaint_fast.pipeline import run as pipeline  # noqa: E402
+from augpaint_fast.pipeline.run import PipelineOptions, run_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    make_phantom(root / "data", n=4, seed=0, unlabelled=2, progress=False)
+    make_phantom(root / "test", n=2, seed=1, progress=False)
+    return root
+
+
+def _opts(folders, out, **kw):
+    base = dict(data=folders / "data", test=folders / "test", out=out, labelled=(1, 2), splits=1,
+                methods=("unet", "augpaint"), weights=SHIPPED_WEIGHTS, n=2, steps=2, seg_epochs=2,
+                seg_channels=4, progress=False)
+    base.update(kw)
+    return PipelineOptions(**base)
+
+
+def _ran(messages):
+    return [m.split("pipeline: ")[1].split(" ...")[0] for m in messages if m.endswith(" ...")]
+
+
+def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_dependants(folders, tmp_path):
+    log = []
+    res = run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    ran = _ran(log)
+    assert "k1-s0/labelled" in ran and "k2-s0/gen/augpaint" in ran and "k2-s0/filter/augpaint" in ran
+    rows = {(r["budget"], r["method"], r["labelled"]) for r in res["summary"]}
+    assert rows == {(b, m, k) for b in ("epochs", "steps") for m in ("unet", "augpaint") for k in (1, 2)}
+    for r in res["runs"]:
+        assert 0.0 <= r["dice"] <= 1.0 and r["hd95"] >= 0
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk["summary"] == json.loads(json.dumps(res["summary"]))
+    assert "| AugPaint |" in (tmp_path / "run" / "results.md").read_text()
+    # augpaint's set (2 labelled + kept samples) decides the matched step count, applied to the baseline too
+    steps = {(r["method"], r["budget"], r["labelled"]): r["steps"] for r in res["runs"]}
+    assert steps[("unet", "steps", 2)] == steps[("augpaint", "steps", 2)] > steps[("unet", "epochs", 2)]
+
+    log.clear()
+    again = run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    assert _ran(log) == [] and again["summary"] == res["summary"]
+
+    (folders / "test" / "images" / "phantom_0000.png").write_bytes(
+        (folders / "test" / "images" / "phantom_0001.png").read_bytes())  # the test set changed: re-evaluate only
+    log.clear()
+    run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    assert _ran(log) and all("/eval/" in name for name in _ran(log))
+
+
+def test_an_interrupted_pipeline_resumes_without_redoing_finished_stages(folders, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    from augpaint_fast.segmentation import train as seg_train
+
+    original = seg_train.train_segmentation
+
+    def crash_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(seg_train, "train_segmentation", crash_on_third)
+    log = []
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_opts(folders, tmp_path / "run", labelled=(1,), seg_epochs=4), log=log.append)
+    started = _ran(log)
+    finished = {n for n in started if (tmp_path / "run" / "stages" / (n.replace("/", "__") + ".json")).exists()}
+    assert finished == set(started[:-1])  # the stage in flight has no record
+    log.clear()
+    res = run_pipeline(_opts(folders, tmp_path / "run", labelled=(1,), seg_epochs=4), log=log.append)
+    redone = _ran(log)
+    assert redone[0] == started[-1] and not set(redone) & finished  # nothing that had finished runs again
+    assert len(res["runs"]) == 4
+    for path in (tmp_path / "run").rglob("*.json"):
+        json.loads(path.read_text())  # no torn file
+
+
+def test_bad_options_are_one_line_errors(folders, tmp_path):
+    from augpaint_fast.errors import AugPaintError
+
+    with pytest.raises(AugPaintError, match="unknown method"):
+        run_pipeline(_opts(folders, tmp_path / "x", methods=("unet", "magic")))
+    with pytest.raises(AugPaintError, match="cases have a labelled"):
+        run_pipeline(_opts(folders, tmp_path / "y", labelled=(9,)))
