@@ -60,8 +60,10 @@ def _nifti(args):
 
 def _parser() -> argparse.ArgumentParser:
     from .bench.command import add_bench_args
+    from .distributed import add_ray_args
     from .engines.cli_options import add_speed_args  # cpuspeed
     from .export.command import add_export_args
+    from .service.command import add_serve_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
                                  "few-label medical image segmentation.")
@@ -87,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
     add_speed_args(s)  # cpuspeed: --cache-interval, --fused-norm, --flash-attention (engines/cli_options.py)
+    add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (distributed.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
         t = sub.add_parser(name, help=f"train the {model} on every image of a dataset")
@@ -122,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     add_export_args(sub.add_parser("export", help="export the models to ONNX (and TensorRT plans), cached"))
     add_bench_args(sub.add_parser("bench", help="time AugPaint's engines against the eager loop, RePaint and the "
                                   "machine's dense peak; writes JSON, a Markdown table and a plot"))
+
+    v = sub.add_parser("serve", help="serve AugPaint over HTTP (POST /augment, GET /health, GET /metrics)")
+    add_serve_args(v, SHIPPED_WEIGHTS)  # service/command.py
+    _add_engine_args(v)
+    add_speed_args(v)
 
     from .segmentation.commands import add_segmentation_commands
     add_segmentation_commands(sub)  # train-seg, evaluate, filter, rand-aug, export-dataset (args.handler)
@@ -164,6 +172,10 @@ def _sample(args) -> None:
                          flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
                          output_size=args.output_size, paste_back=args.paste_back, max_classes=args.max_classes,
                          nifti=_nifti(args), engine_options=_engine_options(args))
+    if args.ray is not None:  # sharded on Ray workers (distributed.py)
+        from .distributed import sample_command
+
+        return sample_command(args, opts)
     summary = run_sampling(args.data, args.weights, args.out, opts)
     print(summary.line())
 
@@ -248,8 +260,14 @@ def _demo(args) -> None:
     print(f"preview: {args.out / 'samples' / 'preview.png'} (demo wall time {time.perf_counter() - t0:.1f} s)")
 
 
+def _serve(args) -> None:
+    from .service.command import serve_command
+
+    serve_command(args, _engine_options(args))
+
+
 COMMANDS = {"sample": _sample, "train-ae": _train, "train-ldm": _train, "make-phantom": _make_phantom,
-            "export": _export, "info": _info, "demo": _demo, "bench": _bench}
+            "export": _export, "info": _info, "demo": _demo, "bench": _bench, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,17 +6,26 @@ sample batches of (source, k) through the engine (``engines.sample``), decode in
 and ``OUT/preview.png``. Every input is read and checked before anything is written; pairs are written
 atomically and recorded as they finish, so an interrupted run loses nothing and a rerun skips what is done.
 
-Device placement has one owner, the job: it runs on ``engine.device`` end to end. Each (source, flip) image is
-uploaded once and encoded there, its clean latent and latent-size known mask stay there for its other
+One code path generates a batch: :class:`Generator` (the models on an engine, with one run's settings) turns
+up to ``batch_size`` work items (source, k, uid, flip) into pairs. The job below writes what it returns; the
+embedding API (``augpaint_fast.api``, through its dynamic batcher), the PyTorch dataset
+(``augpaint_fast.aug_dataset``) and the Ray workers (``augpaint_fast.distributed``) call the same method, so a
+pair's bytes depend on (seed, source id, k) and the batch size only, whoever asks for it.
+
+Device placement has one owner, the generator: it runs on ``engine.device`` end to end. Each (source, flip)
+image is uploaded once and encoded there, its clean latent and latent-size known mask stay there for its other
 samples, and uids, shift and scale are created there; results come back to the host once per batch, after
-decoding. Nothing below the job moves tensors between devices (the engines and kernels refuse inputs on
-another device).
+decoding. Nothing below it moves tensors between devices (the engines and kernels refuse inputs on another
+device).
 """
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,17 +64,61 @@ class SampleOptions:
     engine_options: dict = field(default_factory=dict)
 
 
+def array_digest(*arrays: np.ndarray, nbytes: int = 8) -> str:
+    """Hex blake2b (``nbytes`` bytes) over each array's dtype, shape and C-order bytes: equal iff the arrays are."""
+    digest = hashlib.blake2b(digest_size=nbytes)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.data)
+    return digest.hexdigest()
+
+
 @dataclass
 class Source:
     """One labelled source at the model's size, with what its samples need."""
 
     id: str
-    image_path: Path
-    label_path: Path
+    image_path: Path | None  # None for in-memory sources (the API)
+    label_path: Path | None
     image: np.ndarray  # float32 [3, S, S] in [-1, 1]
     label: np.ndarray  # int64 [S, S]
     source_label: np.ndarray  # int64 [H, W] at the source's size
     source_size: tuple[int, int]
+    digest: str = ""  # of image and label: the key of its cached latents (set when empty)
+
+    def __post_init__(self):
+        if not self.digest:
+            self.digest = array_digest(self.image, self.label)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Sample ``k`` of a source: its uid (``rng.sample_uid``) and flip (``masks.flip_for``) fix its noise."""
+
+    source: Source
+    k: int
+    uid: int
+    flip: tuple[bool, bool]
+
+    @property
+    def name(self) -> str:
+        return f"{self.source.id}_{self.k}"
+
+
+def work_item(source: Source, k: int, seed: int, flip_mode: str) -> WorkItem:
+    uid = rng.sample_uid(source.id, k)
+    return WorkItem(source, k, uid, masks.flip_for(flip_mode, seed, uid))
+
+
+@dataclass
+class Pair:
+    """A generated pair: image float32 [3, H, W] in [-1, 1] and label int64 [H, W], at the output size."""
+
+    item: WorkItem
+    image: np.ndarray
+    label: np.ndarray
+    kernel: str  # the fused-step path that ran
 
 
 @dataclass
@@ -86,7 +139,7 @@ class SampleSummary:
                 f"({rate:.2f} samples/s){done}{empty} -> {self.out}")
 
 
-def _check_options(opts: SampleOptions) -> None:
+def check_options(opts: SampleOptions) -> None:
     if opts.n < 1:
         raise AugPaintError(f"--n must be >= 1, got {opts.n}")
     if opts.batch_size < 1:
@@ -112,6 +165,30 @@ def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
     return sources
 
 
+def model_image_size(weights: Path) -> int:
+    """The image size of a weights folder, after loading and checking it whole (nothing is kept)."""
+    _, ae_cfg, _, unet_cfg = load_weights_folder(Path(weights))
+    return unet_cfg.latent_size * ae_cfg.downsample_factor
+
+
+def run_config(opts: SampleOptions, weights_sha: str) -> dict:
+    """The engine-independent settings that determine a run's samples (``OutputWriter`` compares them)."""
+    return {"seed": opts.seed, "weights_sha256": weights_sha, "steps": opts.steps, "eta": opts.eta,
+            "mask_mode": opts.mask_mode, "margin": opts.margin, "flip": opts.flip,
+            "output_size": opts.output_size, "paste_back": opts.paste_back}
+
+
+def manifest_record(item: WorkItem, kernel: str, weights: Path, opts: SampleOptions, config: dict) -> dict:
+    """The manifest line of a pair (besides name, image and label, which the writer adds)."""
+    src = item.source
+    return {"source": src.id, "source_image": str(Path(src.image_path).resolve()),
+            "source_label": str(Path(src.label_path).resolve()),
+            "k": item.k, "uid": item.uid,
+            "flipped": [bool(item.flip[0]), bool(item.flip[1])], "weights": str(Path(weights).resolve()),
+            "engine": opts.engine, "engine_options": opts.engine_options,
+            "batch_size": opts.batch_size, "kernel": kernel, **config}
+
+
 def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
     """Pad a batch to ``size`` rows by repeating its last row.
 
@@ -132,12 +209,21 @@ def feathered(mask: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return np.clip(2.0 * ndimage.gaussian_filter(mask.astype(np.float32), sigma) - 1.0, 0.0, 1.0)
 
 
-class Job:
-    """One sampling run over a dataset; ``run()`` does it and returns the summary."""
+class Generator:
+    """The models of a weights folder on one engine with one run's settings: ``generate(items, seed)`` turns up
+    to ``opts.batch_size`` work items into pairs (``opts.n`` and ``opts.seed`` are not used here).
 
-    def __init__(self, data: Path, weights: Path, out: Path, opts: SampleOptions, progress: bool = True):
-        _check_options(opts)
-        self.opts, self.progress = opts, progress
+    Every engine call has ``opts.batch_size`` rows (``_pad``), so a pair's bytes depend on (seed, source id, k)
+    and the batch size only: not on the other items of its batch, nor on who asked for it. Latents and masks
+    of the last ``CACHE`` (source, flip) views stay on the device, keyed by content (``Source.digest``).
+    Not thread-safe: one thread drives a generator (the API's batcher serialises callers).
+    """
+
+    CACHE = 1024
+
+    def __init__(self, weights: Path, opts: SampleOptions):
+        check_options(opts)
+        self.opts = opts
         self.weights = Path(weights)
         self.autoencoder, ae_cfg, self.unet, unet_cfg = load_weights_folder(self.weights)
         self.factor = ae_cfg.downsample_factor
@@ -147,16 +233,8 @@ class Job:
         self.shift = torch.tensor(unet_cfg.latent_shift, dtype=torch.float32, device=self.device)[None, :, None, None]
         self.scale = torch.tensor(unet_cfg.latent_scale, dtype=torch.float32, device=self.device)[None, :, None, None]
         self.schedule = ddim_schedule(opts.steps, opts.eta)
-        self.dataset = Dataset.open(data, nifti=opts.nifti, max_classes=opts.max_classes)
-        self.sources = load_sources(self.dataset, self.size, progress)
-        self.sha = weights_sha256(self.weights)
-        self.run_config = {"seed": opts.seed, "weights_sha256": self.sha, "steps": opts.steps, "eta": opts.eta,
-                           "mask_mode": opts.mask_mode, "margin": opts.margin, "flip": opts.flip,
-                           "output_size": opts.output_size, "paste_back": opts.paste_back}
-        self.writer = OutputWriter(Path(out), self.run_config)
-        self.out = Path(out)
-        self._z0: dict[tuple[str, tuple[bool, bool]], torch.Tensor] = {}  # on the device
-        self._mask: dict[tuple[str, tuple[bool, bool]], torch.Tensor] = {}  # latent-size known masks, on the device
+        self._z0: OrderedDict[tuple[str, tuple[bool, bool]], torch.Tensor] = OrderedDict()  # on the device
+        self._mask: OrderedDict[tuple[str, tuple[bool, bool]], torch.Tensor] = OrderedDict()  # latent-size, ditto
 
     # -- the per-sample view of a source ---------------------------------------------------------------
     def _flipped(self, src: Source, flip: tuple[bool, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,92 +242,132 @@ class Job:
         image, label = masks.apply_flip(src.image, flip), masks.apply_flip(src.label, flip)
         return image, label, masks.known_mask(label, self.opts.mask_mode, self.opts.margin)
 
-    def _clean_latents(self, keys: list[tuple[str, tuple[bool, bool]]], images: list[np.ndarray]) -> torch.Tensor:
-        """Normalised clean latents z0 = (E(x) - shift) / scale, [len(keys), C, h, w] on the device.
+    def _cached(self, cache: OrderedDict, keys: list) -> torch.Tensor:
+        """Stack the cached entries of ``keys``, mark them recently used and drop the least recent beyond CACHE."""
+        out = torch.stack([cache[key] for key in keys])
+        for key in keys:
+            cache.move_to_end(key)
+        while len(cache) > max(self.CACHE, len(keys)):
+            cache.popitem(last=False)
+        return out
+
+    def _clean_latents(self, items: Sequence[WorkItem], images: list[np.ndarray]) -> torch.Tensor:
+        """Normalised clean latents z0 = (E(x) - shift) / scale, [len(items), C, h, w] on the device.
 
         Each (source, flip) is uploaded and encoded once, in batches, and kept for the source's other samples.
         """
-        todo = {key: image for key, image in zip(keys, images) if key not in self._z0}
+        keys = [(it.source.digest, it.flip) for it in items]
+        todo = {key: (image, it.source.id) for key, image, it in zip(keys, images, items) if key not in self._z0}
         pending = list(todo.items())
         for i in range(0, len(pending), self.opts.batch_size):
             chunk = pending[i:i + self.opts.batch_size]
-            x = torch.from_numpy(np.stack([image for _, image in chunk])).to(self.device)  # the one upload
+            x = torch.from_numpy(np.stack([image for _, (image, _) in chunk])).to(self.device)  # the one upload
             h = self.engine.encode(_pad(x, self.opts.batch_size))
             if not bool(torch.isfinite(h[: len(chunk)]).all()):
-                raise AugPaintError(f"the encoder produced NaN/Inf latents for {', '.join(k[0] for k, _ in chunk)} "
+                raise AugPaintError(f"the encoder produced NaN/Inf latents for {', '.join(i for _, (_, i) in chunk)} "
                                     f"(weights {self.weights}); the autoencoder checkpoint is broken")
             for (key, _), z in zip(chunk, (h - self.shift) / self.scale):
-                self._z0[key] = z
-        return torch.stack([self._z0[key] for key in keys])
+                self._z0[key] = z.clone()  # its own storage: a cached row must not keep its whole batch alive
+        return self._cached(self._z0, keys)
 
-    def _known_masks(self, keys: list[tuple[str, tuple[bool, bool]]], image_masks: list[np.ndarray]) -> torch.Tensor:
-        """Latent-size known masks [len(keys), 1, h, w] on the device, max-pooled once per (source, flip)."""
+    def _known_masks(self, items: Sequence[WorkItem], image_masks: list[np.ndarray]) -> torch.Tensor:
+        """Latent-size known masks [len(items), 1, h, w] on the device, max-pooled once per (source, flip)."""
+        keys = [(it.source.digest, it.flip) for it in items]
         for key, m in zip(keys, image_masks):
             if key not in self._mask:
                 self._mask[key] = masks.to_latent(torch.from_numpy(m)[None, None].to(self.device), self.factor)[0]
-        return torch.stack([self._mask[key] for key in keys])
+        return self._cached(self._mask, keys)
 
     def _decode(self, z: torch.Tensor) -> np.ndarray:
         """Decoded images [B, 3, H, W] in [-1, 1], brought to the host: the batch's one download."""
         return self.engine.decode(z * self.scale + self.shift).clamp(-1, 1).cpu().numpy()
 
-    def run(self) -> SampleSummary:
+    def generate(self, items: Sequence[WorkItem], seed: int,
+                 callback: Callable[[int], None] | None = None) -> list[Pair]:
+        """The pairs of 1 to ``batch_size`` work items, in order (``callback(j)`` after U-Net call j)."""
         opts = self.opts
-        summary = SampleSummary(sources=len(self.sources), kernel_path=fused.kernel_path(self.device),
-                                out=str(self.out))
-        t0 = time.perf_counter()
-        work = []  # (source, k, uid, flip, name)
+        if not 0 < len(items) <= opts.batch_size:
+            raise ValueError(f"generate takes 1 to {opts.batch_size} items, got {len(items)}")
+        views = [self._flipped(it.source, it.flip) for it in items]
+        z0 = self._clean_latents(items, [v[0] for v in views])
+        mask = self._known_masks(items, [v[2] for v in views])
+        uids = torch.tensor([it.uid for it in items], dtype=torch.int64, device=self.device)
+        z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
+        z, kernel = sample(self.engine, z0, mask, uids, seed, self.schedule, callback=callback)
+        if not bool(torch.isfinite(z).all()):
+            raise AugPaintError(f"sampling produced NaN/Inf latents for {', '.join(it.name for it in items)} "
+                                f"(weights {self.weights}); the U-Net checkpoint is broken")
+        images = self._decode(z)[: len(items)]
+        pairs = []
+        for it, (image_in, label, mask_img), image in zip(items, views, images):
+            if opts.paste_back:
+                w = feathered(mask_img)[None]
+                image = w * image_in + (1.0 - w) * image
+            if opts.output_size == "source":
+                image = resize_image(image, it.source.source_size)
+                label = masks.apply_flip(it.source.source_label, it.flip)
+            pairs.append(Pair(it, image.astype(np.float32), label, kernel))
+        return pairs
+
+
+class Job:
+    """One sampling run over a dataset; ``run()`` does it and returns the summary.
+
+    ``generator=False`` plans and writes without loading an engine here (the Ray driver: its workers generate);
+    the weights are still loaded once and checked before anything is written.
+    """
+
+    def __init__(self, data: Path, weights: Path, out: Path, opts: SampleOptions, progress: bool = True, *,
+                 generator: bool = True):
+        check_options(opts)
+        self.opts, self.progress = opts, progress
+        self.weights = Path(weights)
+        self.generator = Generator(self.weights, opts) if generator else None
+        self.size = self.generator.size if generator else model_image_size(self.weights)
+        self.dataset = Dataset.open(data, nifti=opts.nifti, max_classes=opts.max_classes)
+        self.sources = load_sources(self.dataset, self.size, progress)
+        self.run_config = run_config(opts, weights_sha256(self.weights))
+        self.writer = OutputWriter(Path(out), self.run_config)
+        self.out = Path(out)
+
+    def plan(self, summary: SampleSummary) -> list[WorkItem]:
+        """The pairs still to write, in order; counts empty labels and pairs already done in ``summary``."""
+        work = []
         for src in self.sources:
             if not (src.label > 0).any():
                 summary.empty_labels.append(src.id)
                 continue
-            for k in range(opts.n):
-                name = f"{src.id}_{k}"
-                if self.writer.done(name):
+            for k in range(self.opts.n):
+                if self.writer.done(f"{src.id}_{k}"):
                     summary.already_done += 1
                     continue
-                uid = rng.sample_uid(src.id, k)
-                work.append((src, k, uid, masks.flip_for(opts.flip, opts.seed, uid), name))
+                work.append(work_item(src, k, self.opts.seed, self.opts.flip))
+        return work
 
+    def record(self, item: WorkItem, kernel: str) -> dict:
+        return manifest_record(item, kernel, self.weights, self.opts, self.run_config)
+
+    def run(self) -> SampleSummary:
+        opts = self.opts
+        summary = SampleSummary(sources=len(self.sources), kernel_path=fused.kernel_path(self.generator.device),
+                                out=str(self.out))
+        t0 = time.perf_counter()
+        work = self.plan(summary)
         bar = progress_bar(enabled=self.progress and bool(work), total=len(work) * opts.steps, desc="sample", unit="step")
         try:
             for start in range(0, len(work), opts.batch_size):
                 batch = work[start:start + opts.batch_size]
-                views = [self._flipped(src, flip) for src, _, _, flip, _ in batch]
-                keys = [(src.id, flip) for src, _, _, flip, _ in batch]
-                z0 = self._clean_latents(keys, [v[0] for v in views])
-                mask = self._known_masks(keys, [v[2] for v in views])
-                uids = torch.tensor([uid for _, _, uid, _, _ in batch], dtype=torch.int64, device=self.device)
-                z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
-                z, summary.kernel_path = sample(self.engine, z0, mask, uids, opts.seed, self.schedule,
-                                                callback=lambda j: bar.update(len(batch)))
-                if not bool(torch.isfinite(z).all()):
-                    raise AugPaintError(f"sampling produced NaN/Inf latents for {', '.join(n for *_, n in batch)} "
-                                        f"(weights {self.weights}); the U-Net checkpoint is broken")
-                images = self._decode(z)[: len(batch)]
-                for (src, k, uid, flip, name), (image_in, label, mask_img), image in zip(batch, views, images):
-                    if opts.paste_back:
-                        w = feathered(mask_img)[None]
-                        image = w * image_in + (1.0 - w) * image
-                    if opts.output_size == "source":
-                        image = resize_image(image, src.source_size)
-                        label = masks.apply_flip(src.source_label, flip)
-                    record = {"source": src.id, "source_image": str(src.image_path.resolve()),
-                              "source_label": str(src.label_path.resolve()),
-                              "k": k, "uid": uid,
-                              "flipped": [bool(flip[0]), bool(flip[1])], "weights": str(self.weights.resolve()),
-                              "engine": opts.engine, "engine_options": opts.engine_options,
-                              "batch_size": opts.batch_size, "kernel": summary.kernel_path,
-                              **self.run_config}
-                    self.writer.write_pair(name, image.astype(np.float32), label, record)
+                for pair in self.generator.generate(batch, opts.seed, callback=lambda j: bar.update(len(batch))):
+                    self.writer.write_pair(pair.item.name, pair.image, pair.label, self.record(pair.item, pair.kernel))
                     summary.written += 1
+                    summary.kernel_path = pair.kernel
         finally:
             bar.close()  # before any error line, so that line is the last one
         summary.seconds = time.perf_counter() - t0
-        self._preview()
+        self.preview()
         return summary
 
-    def _preview(self) -> None:
+    def preview(self) -> None:
         """preview.png from what is on disk, so it also shows the pairs of earlier (resumed) runs."""
         by_source: dict[str, list[np.ndarray]] = {}
         for rec in self.writer.records():

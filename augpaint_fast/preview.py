@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import atomic_write
 from .errors import AugPaintError
 from .masks import known_mask
 
@@ -118,8 +119,7 @@ def make_preview(rows, path, max_samples: int = 6, boxes=None, known=None) -> Pa
             sheet.paste(t, (GUTTER + c * (tw + GUTTER), y))
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(path, format="PNG")
+        atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))  # a killed run never leaves half a preview
     except OSError as e:
         raise AugPaintError(f"cannot write preview {path} ({e.strerror or e})") from None
     return path

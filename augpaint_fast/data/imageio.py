@@ -15,11 +15,16 @@ Conventions (DESIGN.md §1):
   0/1. A label with more than ``max_classes + 1`` distinct values (e.g. JPEG-compressed or a continuous
   mask), with a class id above ``max_classes``, or with negative or non-integer values is refused.
 
+In-memory input follows the same rules: :func:`image_from_array` / :func:`label_from_array` for arrays,
+:func:`decode_image` / :func:`decode_label` for encoded bytes (uploads); :func:`encode_image_png` /
+:func:`encode_label_png` give the exact bytes :func:`write_image_png` / :func:`write_label_png` write.
+
 Every error the user can cause raises :class:`AugPaintError` with one line naming the file (``display``,
 defaulting to the path).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +36,27 @@ from ..errors import AugPaintError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
 
+class TooManyPixels(AugPaintError):
+    """An image larger than the caller's pixel limit (refused from its header, before decoding)."""
+
+
 def _name(path, display) -> str:
     return display if display is not None else str(path)
 
 
-def _open_pil(path: Path, display: str) -> Image.Image:
+def _open_pil(path, display: str, max_pixels: int | None = None) -> Image.Image:
+    """Open and decode an image file (a path or a binary file object); ``max_pixels`` refuses larger images
+    from their header, before decoding (decompression bombs)."""
     try:
         img = Image.open(path)
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise TooManyPixels(f"{display} is {img.width}x{img.height} pixels, more than the limit of {max_pixels}")
         img.load()  # decode now, so truncated files fail here
     except FileNotFoundError:
         raise AugPaintError(f"{display} does not exist") from None
     except UnidentifiedImageError:
         raise AugPaintError(f"{display} is not a readable image (corrupt or unknown format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AugPaintError(f"{display} is corrupt or truncated ({msg})") from None
     return img
@@ -123,19 +136,28 @@ def normalise_intensity(arr: np.ndarray, display: str) -> np.ndarray:
     return ((x - lo) * (2.0 / (hi - lo)) - 1.0).clip(-1.0, 1.0).astype(np.float32)
 
 
+def image_from_array(arr: np.ndarray, display: str = "image") -> np.ndarray:
+    """An image array (``[H, W]``, ``[H, W, C]`` or ``[C, H, W]``, any numeric dtype) as float32 ``[3, H, W]``
+    in [-1, 1], by the module's rules."""
+    arr = _hwc_from_array(np.asarray(arr), display)
+    x = normalise_intensity(arr, display)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+
+
 def read_image(path, display: str | None = None) -> np.ndarray:
     """Read a 2-D image file as float32 ``[3, H, W]`` in [-1, 1] (see the module docstring)."""
     path = Path(path)
     display = _name(path, display)
     if path.suffix.lower() == ".npy":
-        arr = _load_npy(path, display)
-    else:
-        arr = _pil_to_array(_open_pil(path, display))
-    arr = _hwc_from_array(arr, display)
-    x = normalise_intensity(arr, display)
-    if x.shape[-1] == 1:
-        x = np.repeat(x, 3, axis=-1)
-    return np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=np.float32)
+        return image_from_array(_load_npy(path, display), display)
+    return image_from_array(_pil_to_array(_open_pil(path, display)), display)
+
+
+def decode_image(data: bytes, display: str = "image", max_pixels: int | None = None) -> np.ndarray:
+    """An encoded image (PNG, JPEG, TIFF, BMP bytes) as float32 ``[3, H, W]`` in [-1, 1], like ``read_image``."""
+    return image_from_array(_pil_to_array(_open_pil(io.BytesIO(data), display, max_pixels)), display)
 
 
 def check_label_values(arr: np.ndarray, display: str, max_classes: int) -> np.ndarray:
@@ -168,32 +190,46 @@ def check_label_values(arr: np.ndarray, display: str, max_classes: int) -> np.nd
     return lab
 
 
+def label_from_array(arr: np.ndarray, max_classes: int = 16, display: str = "label") -> np.ndarray:
+    """A label array (``[H, W]``, or ``[1, H, W]`` / ``[H, W, 1]``) as int64 ``[H, W]``, checked."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
+        arr = arr[0] if arr.shape[0] == 1 else arr[..., 0]
+    if arr.ndim != 2:
+        raise AugPaintError(f"{display} has shape {arr.shape}; a label must be a 2-D class map")
+    return check_label_values(arr, display, max_classes)
+
+
+def _label_from_pil(img: Image.Image, display: str, max_classes: int) -> np.ndarray:
+    if img.mode in ("P", "PA"):
+        arr = np.asarray(img if img.mode == "P" else img.convert("P"))  # palette indices are the classes
+    elif img.mode in ("1", "LA", "La"):
+        arr = np.asarray(img.convert("L"))
+    elif img.mode in ("RGB", "RGBA", "RGBX"):
+        rgb = np.asarray(img.convert("RGB"))
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise AugPaintError(
+                f"{display} is a colour image; a label must be a single-channel class map (0 = background)"
+            )
+        arr = rgb[..., 0]
+    else:
+        arr = _pil_to_array(img)
+    return label_from_array(arr, max_classes, display)
+
+
 def read_label(path, max_classes: int = 16, display: str | None = None) -> np.ndarray:
     """Read a label map as int64 ``[H, W]`` (see the module docstring for what is accepted)."""
     path = Path(path)
     display = _name(path, display)
     if path.suffix.lower() == ".npy":
-        arr = _load_npy(path, display)
-        if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
-            arr = arr[0] if arr.shape[0] == 1 else arr[..., 0]
-    else:
-        img = _open_pil(path, display)
-        if img.mode in ("P", "PA"):
-            arr = np.asarray(img if img.mode == "P" else img.convert("P"))  # palette indices are the classes
-        elif img.mode in ("1", "LA", "La"):
-            arr = np.asarray(img.convert("L"))
-        elif img.mode in ("RGB", "RGBA", "RGBX"):
-            rgb = np.asarray(img.convert("RGB"))
-            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-                raise AugPaintError(
-                    f"{display} is a colour image; a label must be a single-channel class map (0 = background)"
-                )
-            arr = rgb[..., 0]
-        else:
-            arr = _pil_to_array(img)
-    if arr.ndim != 2:
-        raise AugPaintError(f"{display} has shape {arr.shape}; a label must be a 2-D class map")
-    return check_label_values(arr, display, max_classes)
+        return label_from_array(_load_npy(path, display), max_classes, display)
+    return _label_from_pil(_open_pil(path, display), display, max_classes)
+
+
+def decode_label(data: bytes, max_classes: int = 16, display: str = "label",
+                 max_pixels: int | None = None) -> np.ndarray:
+    """An encoded label map (PNG bytes, ...) as int64 ``[H, W]``, like ``read_label``."""
+    return _label_from_pil(_open_pil(io.BytesIO(data), display, max_pixels), display, max_classes)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -202,53 +238,75 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((x.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _save_png(img: Image.Image, path: Path) -> None:
+def _write_bytes(path, data: bytes) -> None:
     try:
-        img.save(path, format="PNG")
+        Path(path).write_bytes(data)
     except OSError as e:
         raise AugPaintError(f"cannot write {path} ({e.strerror or e})") from None
 
 
-def write_image_png(path, image: np.ndarray) -> None:
-    """Write a float image ``[3, H, W]`` / ``[1, H, W]`` / ``[H, W]`` in [-1, 1] as an 8-bit PNG.
+def _png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encode_image_png(image: np.ndarray) -> bytes:
+    """A float image ``[3, H, W]`` / ``[1, H, W]`` / ``[H, W]`` in [-1, 1] as 8-bit PNG bytes.
 
     Values map by ``round((x + 1) * 127.5)`` clipped to 0..255; the PNG is greyscale when all channels are
-    equal after rounding, else RGB. The format is always PNG whatever the file name (temp files are fine).
+    equal after rounding, else RGB.
     """
     x = np.asarray(image)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[0] not in (1, 3):
-        raise ValueError(f"write_image_png expects [3, H, W], [1, H, W] or [H, W], got {x.shape}")
+        raise ValueError(f"encode_image_png expects [3, H, W], [1, H, W] or [H, W], got {x.shape}")
     u = to_uint8(x)
     if u.shape[0] == 1 or (np.array_equal(u[0], u[1]) and np.array_equal(u[0], u[2])):
         img = Image.fromarray(np.ascontiguousarray(u[0]))
     else:
         img = Image.fromarray(np.ascontiguousarray(np.moveaxis(u, 0, -1)))
-    _save_png(img, Path(path))
+    return _png_bytes(img)
+
+
+def encode_label_png(label: np.ndarray, display: str = "label") -> bytes:
+    """An integer class map ``[H, W]`` as 8-bit greyscale PNG bytes (values must be 0..255)."""
+    lab = np.asarray(label)
+    if lab.ndim != 2:
+        raise ValueError(f"encode_label_png expects [H, W], got {lab.shape}")
+    if lab.dtype.kind == "f" and not np.array_equal(lab, np.round(lab)):
+        raise AugPaintError(f"cannot write {display}: the label has non-integer values")
+    if lab.size and (lab.min() < 0 or lab.max() > 255):
+        raise AugPaintError(f"cannot write {display}: label values must be 0..255 for an 8-bit PNG, got "
+                            f"{lab.min()}..{lab.max()}")
+    return _png_bytes(Image.fromarray(np.ascontiguousarray(lab.astype(np.uint8))))
+
+
+def write_image_png(path, image: np.ndarray) -> None:
+    """Write ``encode_image_png(image)`` to ``path`` (PNG whatever the file name: temp files are fine)."""
+    _write_bytes(path, encode_image_png(image))
 
 
 def write_label_png(path, label: np.ndarray) -> None:
-    """Write an integer class map ``[H, W]`` as an 8-bit greyscale PNG (values must be 0..255)."""
-    lab = np.asarray(label)
-    if lab.ndim != 2:
-        raise ValueError(f"write_label_png expects [H, W], got {lab.shape}")
-    if lab.dtype.kind == "f" and not np.array_equal(lab, np.round(lab)):
-        raise AugPaintError(f"cannot write {path}: the label has non-integer values")
-    if lab.size and (lab.min() < 0 or lab.max() > 255):
-        raise AugPaintError(f"cannot write {path}: label values must be 0..255 for an 8-bit PNG, got "
-                            f"{lab.min()}..{lab.max()}")
-    _save_png(Image.fromarray(np.ascontiguousarray(lab.astype(np.uint8))), Path(path))
+    """Write ``encode_label_png(label)`` to ``path``."""
+    _write_bytes(path, encode_label_png(label, str(path)))
 
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "read_image",
     "read_label",
+    "image_from_array",
+    "label_from_array",
+    "decode_image",
+    "decode_label",
+    "encode_image_png",
+    "encode_label_png",
     "write_image_png",
     "write_label_png",
     "normalise_intensity",
     "check_label_values",
     "to_uint8",
+    "TooManyPixels",
 ]
-
