@@ -95,7 +95,7 @@ class AugPaint:
     def __init__(self, generator: Generator, *, max_wait_s: float = 0.01, max_queue: int = 256,
                  max_classes: int = 16):
         self.generator = generator
-        self.weights_sha256 = weights_sha256(generator.weights)
+        self.weights_sha256 = weights_sha256(generator.weights, generator.opts.variant)
         self.max_classes = max_classes
         self.batcher = DynamicBatcher(self._run_batch, generator.opts.batch_size, max_wait_s=max_wait_s,
                                       max_queue=max_queue)

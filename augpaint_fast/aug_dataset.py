@@ -74,10 +74,10 @@ class AugPaintDataset(torch.utils.data.Dataset):
                                   max_classes=max_classes, nifti=nifti, engine_options=dict(engine_options or {}))
         check_options(self.opts)
         self.weights = Path(weights) if weights is not None else SHIPPED_WEIGHTS
-        self.size = model_image_size(self.weights)
+        self.size = model_image_size(self.weights, self.opts.variant)
         self.sources = load_sources(Dataset.open(real_dir, nifti=nifti, max_classes=max_classes), self.size,
                                     progress)
-        self.config = run_config(self.opts, weights_sha256(self.weights))
+        self.config = run_config(self.opts, weights_sha256(self.weights, self.opts.variant))
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(real_dir, self.config)
         self.items: list[WorkItem] = [work_item(src, k, seed, flip) for src in self.sources
                                       if (src.label > 0).any() for k in range(n_per_source)]

@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_engine_args(s)
     s.add_argument("--output-size", default="model", choices=["model", "source"],
                    help="write pairs at the model's size (default) or resized back to the source's size")
+    s.add_argument("--variant", default="uncond", choices=["uncond", "cond"],
+                   help="uncond (default): AugPaint, the known region re-imposed at every step; cond: the "
+                        "conditional U-Net of paper §3.1 (train-ldm --conditional), conditioned on the masked image")
     s.add_argument("--paste-back", action="store_true",
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
@@ -170,8 +173,8 @@ def _sample(args) -> None:
 
     opts = SampleOptions(n=args.n, steps=args.steps, eta=args.eta, mask_mode=args.mask, margin=args.margin,
                          flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
-                         output_size=args.output_size, paste_back=args.paste_back, max_classes=args.max_classes,
-                         nifti=_nifti(args), engine_options=_engine_options(args))
+                         output_size=args.output_size, paste_back=args.paste_back, variant=args.variant,
+                         max_classes=args.max_classes, nifti=_nifti(args), engine_options=_engine_options(args))
     if args.ray is not None:  # sharded on Ray workers (distributed.py)
         from .distributed import sample_command
 

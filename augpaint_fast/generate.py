@@ -59,6 +59,7 @@ class SampleOptions:
     engine: str = "torch"
     output_size: str = "model"
     paste_back: bool = False
+    variant: str = "uncond"  # "cond": the conditional U-Net of paper §3.1 (weights/unet-cond)
     max_classes: int = 16
     nifti: NiftiOptions | None = None
     engine_options: dict = field(default_factory=dict)
@@ -152,6 +153,8 @@ def check_options(opts: SampleOptions) -> None:
         raise AugPaintError(f"unknown --mask {opts.mask_mode!r}; choose one of {', '.join(masks.MASK_MODES)}")
     if opts.flip not in masks.FLIP_MODES:
         raise AugPaintError(f"unknown --flip {opts.flip!r}; choose one of {', '.join(masks.FLIP_MODES)}")
+    if opts.variant not in ("uncond", "cond"):
+        raise AugPaintError(f"--variant must be uncond or cond, got {opts.variant!r}")
 
 
 def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
@@ -165,17 +168,30 @@ def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
     return sources
 
 
-def model_image_size(weights: Path) -> int:
+def model_image_size(weights: Path, variant: str = "uncond") -> int:
     """The image size of a weights folder, after loading and checking it whole (nothing is kept)."""
-    _, ae_cfg, _, unet_cfg = load_weights_folder(Path(weights))
+    _, ae_cfg, _, unet_cfg = load_weights_folder(Path(weights), variant)
     return unet_cfg.latent_size * ae_cfg.downsample_factor
 
 
 def run_config(opts: SampleOptions, weights_sha: str) -> dict:
-    """The engine-independent settings that determine a run's samples (``OutputWriter`` compares them)."""
-    return {"seed": opts.seed, "weights_sha256": weights_sha, "steps": opts.steps, "eta": opts.eta,
-            "mask_mode": opts.mask_mode, "margin": opts.margin, "flip": opts.flip,
-            "output_size": opts.output_size, "paste_back": opts.paste_back}
+    """The settings that determine a run's samples (``OutputWriter`` compares them on resume).
+
+    Engines agree to floating-point reassociation, so the engine is not among them; the options that change
+    samples by more than that are: the conditional variant, a reduced U-Net dtype and feature caching. Each is
+    recorded only when it is not the default, so folders made before it existed still resume.
+    """
+    config = {"seed": opts.seed, "weights_sha256": weights_sha, "steps": opts.steps, "eta": opts.eta,
+              "mask_mode": opts.mask_mode, "margin": opts.margin, "flip": opts.flip,
+              "output_size": opts.output_size, "paste_back": opts.paste_back}
+    if opts.variant != "uncond":
+        config["variant"] = opts.variant
+    dtype = opts.engine_options.get("dtype")
+    if dtype not in (None, "float32", "fp32"):
+        config["dtype"] = dtype
+    if opts.engine_options.get("cache_interval", 1) != 1:
+        config["cache_interval"] = opts.engine_options["cache_interval"]
+    return config
 
 
 def manifest_record(item: WorkItem, kernel: str, weights: Path, opts: SampleOptions, config: dict) -> dict:
@@ -225,7 +241,7 @@ class Generator:
         check_options(opts)
         self.opts = opts
         self.weights = Path(weights)
-        self.autoencoder, ae_cfg, self.unet, unet_cfg = load_weights_folder(self.weights)
+        self.autoencoder, ae_cfg, self.unet, unet_cfg = load_weights_folder(self.weights, opts.variant)
         self.factor = ae_cfg.downsample_factor
         self.size = unet_cfg.latent_size * self.factor
         self.engine = create_engine(opts.engine, self.autoencoder, self.unet, **opts.engine_options)
@@ -235,6 +251,7 @@ class Generator:
         self.schedule = ddim_schedule(opts.steps, opts.eta)
         self._z0: OrderedDict[tuple[str, tuple[bool, bool]], torch.Tensor] = OrderedDict()  # on the device
         self._mask: OrderedDict[tuple[str, tuple[bool, bool]], torch.Tensor] = OrderedDict()  # latent-size, ditto
+        self._cond: OrderedDict[tuple[str, tuple[bool, bool]], torch.Tensor] = OrderedDict()  # masked-image latents
 
     # -- the per-sample view of a source ---------------------------------------------------------------
     def _flipped(self, src: Source, flip: tuple[bool, bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,13 +268,16 @@ class Generator:
             cache.popitem(last=False)
         return out
 
-    def _clean_latents(self, items: Sequence[WorkItem], images: list[np.ndarray]) -> torch.Tensor:
-        """Normalised clean latents z0 = (E(x) - shift) / scale, [len(items), C, h, w] on the device.
+    def _clean_latents(self, items: Sequence[WorkItem], images: list[np.ndarray],
+                       cache: OrderedDict | None = None) -> torch.Tensor:
+        """Normalised latents (E(x) - shift) / scale of ``images``, [len(items), C, h, w] on the device.
 
-        Each (source, flip) is uploaded and encoded once, in batches, and kept for the source's other samples.
+        Each (source, flip) is uploaded and encoded once, in batches, and kept in ``cache`` (the clean latents
+        z0 by default; the masked images' latents of the conditional variant otherwise) for its other samples.
         """
+        cache = self._z0 if cache is None else cache
         keys = [(it.source.digest, it.flip) for it in items]
-        todo = {key: (image, it.source.id) for key, image, it in zip(keys, images, items) if key not in self._z0}
+        todo = {key: (image, it.source.id) for key, image, it in zip(keys, images, items) if key not in cache}
         pending = list(todo.items())
         for i in range(0, len(pending), self.opts.batch_size):
             chunk = pending[i:i + self.opts.batch_size]
@@ -267,8 +287,8 @@ class Generator:
                 raise AugPaintError(f"the encoder produced NaN/Inf latents for {', '.join(i for _, (_, i) in chunk)} "
                                     f"(weights {self.weights}); the autoencoder checkpoint is broken")
             for (key, _), z in zip(chunk, (h - self.shift) / self.scale):
-                self._z0[key] = z.clone()  # its own storage: a cached row must not keep its whole batch alive
-        return self._cached(self._z0, keys)
+                cache[key] = z.clone()  # its own storage: a cached row must not keep its whole batch alive
+        return self._cached(cache, keys)
 
     def _known_masks(self, items: Sequence[WorkItem], image_masks: list[np.ndarray]) -> torch.Tensor:
         """Latent-size known masks [len(items), 1, h, w] on the device, max-pooled once per (source, flip)."""
@@ -293,7 +313,11 @@ class Generator:
         mask = self._known_masks(items, [v[2] for v in views])
         uids = torch.tensor([it.uid for it in items], dtype=torch.int64, device=self.device)
         z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
-        z, kernel = sample(self.engine, z0, mask, uids, seed, self.schedule, callback=callback)
+        cond = None
+        if opts.variant == "cond":  # paper §3.1: condition on the masked image's latent, re-impose nothing
+            cond = _pad(self._clean_latents(items, [v[0] * v[2][None] for v in views], self._cond), opts.batch_size)
+            mask = torch.zeros_like(mask)
+        z, kernel = sample(self.engine, z0, mask, uids, seed, self.schedule, cond=cond, callback=callback)
         if not bool(torch.isfinite(z).all()):
             raise AugPaintError(f"sampling produced NaN/Inf latents for {', '.join(it.name for it in items)} "
                                 f"(weights {self.weights}); the U-Net checkpoint is broken")
@@ -323,10 +347,10 @@ class Job:
         self.opts, self.progress = opts, progress
         self.weights = Path(weights)
         self.generator = Generator(self.weights, opts) if generator else None
-        self.size = self.generator.size if generator else model_image_size(self.weights)
+        self.size = self.generator.size if generator else model_image_size(self.weights, opts.variant)
         self.dataset = Dataset.open(data, nifti=opts.nifti, max_classes=opts.max_classes)
         self.sources = load_sources(self.dataset, self.size, progress)
-        self.run_config = run_config(opts, weights_sha256(self.weights))
+        self.run_config = run_config(opts, weights_sha256(self.weights, opts.variant))
         self.writer = OutputWriter(Path(out), self.run_config)
         self.out = Path(out)
 
