@@ -1,5 +1,7 @@
-"""The pipeline's results: ``results.json`` (every run) and ``results.md`` (method x number of labelled cases,
-mean ± std over splits, Dice in % and HD95 in pixels at the segmenter's size, per budget; seconds per stage)."""
+"""The pipeline's results: ``results.json`` (every run), ``results.md`` (method x number of labelled cases,
+mean ± std over splits, Dice in % and HD95 in pixels at the segmenter's size, per budget; seconds per stage)
+and ``results.png`` (Dice against the number of labelled cases per method and budget, with the spread over
+splits; written when matplotlib is installed, e.g. with the ``seg`` extra)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +9,7 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 
 LABELS = {"unet": "U-Net (labelled only)", "rand-aug": "Rand Aug", "cond-augpaint": "cond AugPaint",
           "augpaint": "AugPaint", "augpaint-flip": "AugPaint + flipped masks"}
@@ -57,8 +59,40 @@ def markdown(rows: list[dict], timings: dict[str, float], methods, budgets) -> s
     return "\n".join(out) + "\n"
 
 
+def plot(rows: list[dict], methods, budgets, path: Path) -> Path | None:
+    """Dice (mean ± std over splits) against labelled cases, one panel per budget; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4), squeeze=False, sharey=True)
+    for ax, budget in zip(axes[0], budgets):
+        for m in methods:
+            pts = sorted((r["labelled"], r["dice_mean"], r["dice_std"]) for r in rows
+                         if r["budget"] == budget and r["method"] == m)
+            if pts:
+                k, d, e = zip(*pts)
+                ax.errorbar(k, d, yerr=e, marker="o", capsize=3, label=LABELS.get(m, m))
+        ax.set_title("matched optimizer steps" if budget == "steps" else "matched epochs")
+        ax.set_xlabel("labelled cases")
+        ax.set_xscale("log")
+        ks = sorted({r["labelled"] for r in rows})
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("Dice % (mean over classes, test set)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
 def write_results(run: Path, opts, records: list[dict], timings: dict[str, float]) -> dict:
     rows = summarise(records)
+    plot(rows, list(opts.methods), list(opts.budgets), Path(run) / "results.png")
     md = markdown(rows, timings, [m for m in opts.methods], list(opts.budgets))
     results = {"options": json.loads(json.dumps(asdict(opts), default=str)), "summary": rows, "runs": records,
                "seconds": timings, "markdown": md}

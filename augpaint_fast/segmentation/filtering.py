@@ -25,6 +25,7 @@ dataset and generated folder at once::
     KEPT/filter.jsonl       one record per generated pair, in rank order: name, source, k, score, rank
                             (global), source_rank, kept: every score and every decision
     KEPT/filter_config.json the settings (samples, model, keep, per_source, copy) and counts
+    KEPT/filter_preview.png the highest-scored kept and lowest-scored removed pairs with their scores
 
 Every file is written atomically; filter_config.json is written first with ``"complete": false`` and last
 with ``true``, so an interrupted filter is visible and a rerun (any settings) rebuilds the folder, removing
@@ -50,6 +51,7 @@ from ..data.writer import MANIFEST
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
 from ..training.distributed import resolve_device
+from .filter_preview import write_filter_preview
 from .model import load_run, predict_softmax
 
 FILTER_RECORDS = "filter.jsonl"
@@ -205,6 +207,7 @@ def run_filter(samples: Path, model_run: Path, *, keep: float = 0.5, per_source:
         lines = lambda rows: "".join(json.dumps(x) + "\n" for x in rows)  # noqa: E731
         atomic_write_text(out / FILTER_RECORDS, lines(table))
         atomic_write_text(out / MANIFEST, lines(manifest))
+        write_filter_preview(samples, ranked, by_name, out / "filter_preview.png")
         kept_scores = [r["score"] for r in ranked if r["kept"]]
         dropped_scores = [r["score"] for r in ranked if not r["kept"]]
         summary = FilterSummary(len(ranked), len(kept_scores), out, float(np.mean(kept_scores)),

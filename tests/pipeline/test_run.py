@@ -45,6 +45,7 @@ def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_de
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["summary"] == json.loads(json.dumps(res["summary"]))
     assert "| AugPaint |" in (tmp_path / "run" / "results.md").read_text()
+    assert (tmp_path / "run" / "results.png").stat().st_size > 10_000
     # augpaint's set (2 labelled + kept samples) decides the matched step count, applied to the baseline too
     steps = {(r["method"], r["budget"], r["labelled"]): r["steps"] for r in res["runs"]}
     assert steps[("unet", "steps", 2)] == steps[("augpaint", "steps", 2)] > steps[("unet", "epochs", 2)]

@@ -86,6 +86,14 @@ def test_filter_writes_scores_and_the_kept_set(seg_run, generated, tmp_path, cap
     assert [m["name"] for m in manifest] == kept and all("source" in m and "score" in m for m in manifest)
     assert json.loads((out / "filter_config.json").read_text())["complete"] is True
     assert _tree_hash(generated) == before  # the samples folder is only read
+    from PIL import Image
+
+    from augpaint_fast.segmentation.filter_preview import PER_ROW, TILE
+
+    sheet = Image.open(out / "filter_preview.png")  # two rows: best kept, worst removed
+    assert sheet.size == (PER_ROW * (TILE + 4) + 4, 2 * (14 + TILE + 12 + 4) + 4)
+    first = np.asarray(sheet.convert("RGB"))[4 + 14:4 + 14 + TILE, 4:4 + TILE]
+    assert first.std() > 5  # a picture, not an empty tile
 
     # the recorded score is the formula applied to the segmenter's softmax
     model, cfg, _ = load_run(seg_run)
