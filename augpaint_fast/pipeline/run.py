@@ -77,6 +77,7 @@ class PipelineOptions:
     seg_batch_size: int = 4
     seg_lr: float = 5e-4
     engine: str = "torch"
+    cache_interval: int = 1  # feature caching while sampling (1 = off): to measure its effect downstream
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -208,8 +209,13 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
                     settings = {"n": opts.n, "steps": opts.steps, "mask_mode": opts.mask, "seed": opts.seed,
                                 "flip": "random" if method == "augpaint-flip" else "none",
                                 "paste_back": opts.paste_back, "engine": opts.engine}
-                    so = SampleOptions(**settings, **({"variant": variant} if variant != "uncond" else {}))
+                    extra = {"variant": variant} if variant != "uncond" else {}
+                    if opts.cache_interval != 1:
+                        extra["engine_options"] = {"cache_interval": opts.cache_interval}
+                    so = SampleOptions(**settings, **extra)
                     settings["variant"] = variant
+                    if opts.cache_interval != 1:
+                        settings["cache_interval"] = opts.cache_interval
                     fn = (lambda out=out, so=so: _summary(run_sampling(sd / "labelled", weights, out, so,
                                                                         progress=opts.progress)))
                     inputs = [lab.fingerprint, model_fp[variant]]
@@ -327,6 +333,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seg-batch-size", type=int, default=4)
     p.add_argument("--seg-lr", type=float, default=5e-4)
     p.add_argument("--engine", default="torch")
+    p.add_argument("--cache-interval", type=int, default=1, help="feature caching while sampling (1 = off)")
 
 
 def pipeline_command(args) -> None:
@@ -338,7 +345,8 @@ def pipeline_command(args) -> None:
                            paste_back=args.paste_back, rand_aug_n=args.rand_aug_n, keep=args.keep,
                            per_source_filter=args.per_source_filter, seg_size=args.seg_size,
                            seg_channels=args.seg_channels, seg_epochs=args.seg_epochs,
-                           seg_batch_size=args.seg_batch_size, seg_lr=args.seg_lr, engine=args.engine)
+                           seg_batch_size=args.seg_batch_size, seg_lr=args.seg_lr, engine=args.engine,
+                           cache_interval=args.cache_interval)
     results = run_pipeline(opts)
     print(results["markdown"])
     print(f"-> {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.json'}")
