@@ -115,7 +115,7 @@ def plot(records: list[dict], summary: dict, path: Path) -> Path:
             series.append(key)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(batches) * max(1, len(series)) / 3), 4.8))
     width = 0.8 / max(1, len(series))
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
     for s, (config, method) in enumerate(series):
         xs, ys = [], []
         for b, batch in enumerate(batches):
@@ -126,7 +126,7 @@ def plot(records: list[dict], summary: dict, path: Path) -> Path:
                 ys.append(row["samples_per_s"])
         label = {"augpaint": f"AugPaint, {config}", "repaint_latent": f"RePaint latent, {config}",
                  "eager": "eager loop (torch fp32)", "repaint_pixel": "RePaint pixel (torch fp32)"}[method]
-        ax.bar(xs, ys, width, label=label, color=colours(s % 10), edgecolor="white",
+        ax.bar(xs, ys, width, label=label, color=colours(s % colours.N), edgecolor="white",
                hatch="//" if method.startswith("repaint") else None)
     flops = summary["flops_per_sample_augpaint"]
     for i, (dtype, peak) in enumerate(summary["dense_peak"].items()):
@@ -138,7 +138,7 @@ def plot(records: list[dict], summary: dict, path: Path) -> Path:
     ax.set_ylabel(f"samples/s ({summary['steps']} steps + encode/decode)")
     m = summary["machine"]
     where = m["gpu"]["name"] if m.get("gpu") and m["device"].startswith("cuda") else m["cpu_model"]
-    ax.set_title(f"augpaint-fast bench: preset {summary['preset']}, {where}, {m['torch_threads']} threads")
+    ax.set_title(f"augpaint-fast bench: preset {summary['preset']}\n{where}, {m['torch_threads']} threads", fontsize=10)
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -146,7 +146,7 @@ def plot(records: list[dict], summary: dict, path: Path) -> Path:
 
     path = Path(path)
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     finally:
         plt.close(fig)
     return path
