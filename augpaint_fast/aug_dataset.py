@@ -24,6 +24,10 @@ Two workers never generate the same pair: a miss holds the cross-process locks o
 (:class:`~augpaint_fast.locks.NameLocks`), re-reads the manifest, and generates only what is still missing;
 the cache folder's writer is shared (``OutputWriter(shared=True)``: manifest appends under a folder lock).
 A worker killed mid-chunk leaves at most temporary files, which the next miss on that chunk removes.
+A process forked from the one that made the dataset (any ``fork`` start method, not only the DataLoader's) runs
+torch at one thread, as DataLoader workers do: torch's oneDNN runs on GNU OpenMP, which hangs in a child forked
+after the parent ran a parallel region. Samples are bit-identical at the same engine, batch size and torch
+thread count; at another thread count oneDNN may sum in another order (a grey level here and there).
 """
 from __future__ import annotations
 
@@ -95,6 +99,8 @@ class AugPaintDataset(torch.utils.data.Dataset):
     def _own_state(self) -> OutputWriter:
         """This process's writer (and, lazily, generator): rebuilt in a worker process, never shared."""
         if self._pid != os.getpid():
+            if self._pid is not None:  # forked (a spawned copy comes unpickled, with no pid): see "Workers"
+                torch.set_num_threads(1)
             self._writer = OutputWriter(self.cache_dir, self.config, shared=True)
             self._generator, self._pid = None, os.getpid()
         return self._writer

@@ -9,8 +9,9 @@ arrive, in the job's output layout. Workers need no shared filesystem: the sourc
 folder (its files' bytes) travel once through Ray's object store; results come back as PNG bytes.
 
 **Same output as one process.** A pair's noise depends on (seed, uid) only and every engine call is padded to
-``batch_size``, so the pairs equal a single-process run with the same engine and batch size (bit-identical on
-CPU, as the tests check); the manifest holds the same records, in completion order.
+``batch_size``, so the pairs equal a single-process run with the same engine and batch size: bit-identical on
+CPU at the workers' torch thread count (``--ray-cpus-per-worker``), as the tests check, and within a grey level
+at another; the manifest holds the same records, in completion order.
 
 **Crash safety.** A worker that dies is restarted by Ray (``max_restarts``) and its batch retried
 (``max_task_retries``); nothing is recorded before the driver has written its files, so killing the driver at

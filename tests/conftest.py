@@ -24,3 +24,20 @@ def phantom_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def weights() -> Path:
     return SHIPPED_WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch at one thread for a module whose tests fork or compare against other processes.
+
+    Forked children: torch's CPU build runs oneDNN on GNU OpenMP, which cannot run a parallel region in a child
+    forked after the parent ran one (the child waits forever at the team barrier); at one thread there is no team.
+    Other processes (Ray workers, DataLoader workers) run at one thread: on AVX-512 CPUs oneDNN splits some
+    convolutions' reductions by thread count, so a sample is bit-identical only at the same thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

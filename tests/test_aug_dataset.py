@@ -25,6 +25,7 @@ def _all_items(loader):
     return [(img.clone(), lab.clone()) for images, labels in loader for img, lab in zip(images, labels)]
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # DataLoader workers run at one thread: compare at the same count
 def test_zero_and_two_workers_yield_the_same_pairs_and_generate_each_once(phantom_data, weights, tmp_path):
     one = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "w0", **SETTINGS)
     assert len(one) == 3 + 12 and one.num_real == 3 and one.num_classes == 4
@@ -55,14 +56,21 @@ def _read_all(data, barrier, order):
 
 def test_two_processes_racing_for_the_same_pairs_generate_each_once(phantom_data, weights, tmp_path):
     data = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "c", include_real=False, **SETTINGS)
+    # The parent has run a multi-threaded oneDNN call, as a trainer has before its loader forks: a child that
+    # then ran one at the inherited thread count would hang in GNU OpenMP; the dataset drops to one thread.
+    torch.nn.functional.conv2d(torch.ones(2, 16, 32, 32), torch.ones(16, 16, 3, 3), padding=1)
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(2)
     orders = [list(range(12)), list(range(11, -1, -1))]  # meet in the middle chunk, from both ends
     procs = [ctx.Process(target=_read_all, args=(data, barrier, order)) for order in orders]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(120)
+    try:
+        for p in procs:
+            p.join(120)
+    finally:
+        for p in procs:  # a hung child must not outlive the test (pytest would wait for it at exit)
+            p.kill()
     assert [p.exitcode for p in procs] == [0, 0]
     names = _manifest_names(tmp_path / "c")
     assert sorted(names) == sorted(it.name for it in data.items)  # all 12, none twice

@@ -6,7 +6,8 @@ per pair and no temporary file left.
 
 Each killed run is a forked child of the test process that installs its kill point, runs the CLI's ``sample``
 and is SIGKILLed (by itself at the kill point, or by the test); forking keeps the test fast (no interpreter or
-torch start-up per run).
+torch start-up per run). The module runs torch at one thread (the ``one_torch_thread`` fixture): a child forked
+after a multi-threaded oneDNN call would hang in its own first one.
 """
 import json
 import os
@@ -115,7 +116,7 @@ def _fork_sample(args, install=None) -> int:
     return _wait(pid)
 
 
-def _wait(pid, timeout=300.0) -> int:
+def _wait(pid, timeout=120.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -137,7 +138,7 @@ def _folder(out) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(phantom_data, weights, tmp_path_factory):
+def uninterrupted(one_torch_thread, phantom_data, weights, tmp_path_factory):
     """The reference run, in this process: it also warms up the imports the forked children then inherit."""
     out = tmp_path_factory.mktemp("uninterrupted")
     assert main(_args(phantom_data, weights, out)) == 0

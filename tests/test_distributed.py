@@ -32,7 +32,8 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def single(phantom_data, weights, tmp_path_factory):
+def single(one_torch_thread, phantom_data, weights, tmp_path_factory):
+    """The single-process output, at the workers' thread count (--ray-cpus-per-worker defaults to 1)."""
     out = tmp_path_factory.mktemp("single")
     run_sampling(phantom_data, weights, out, OPTS, progress=False)
     return out
