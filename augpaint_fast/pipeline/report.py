@@ -81,6 +81,7 @@ def plot(rows: list[dict], methods, budgets, path: Path) -> Path | None:
         ax.set_xscale("log")
         ks = sorted({r["labelled"] for r in rows})
         ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()  # a log axis would also label 3x10^0, 4x10^0 between the labelled counts
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("Dice % (mean over classes, test set)")
     axes[0][-1].legend(fontsize=8)
