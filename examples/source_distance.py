@@ -13,18 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from augpaint_fast.data import read_label
+from augpaint_fast.masks import known_mask
+
 
 def grey(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.float64)
-
-
-def box_mask(label: np.ndarray) -> np.ndarray:
-    """The known region: the union of every class's bounding box (the default `--mask box`)."""
-    known = np.zeros(label.shape, bool)
-    for c in np.unique(label[label > 0]):
-        ys, xs = np.nonzero(label == c)
-        known[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1] = True
-    return known
 
 
 def measure(data: Path, gen: Path) -> dict:
@@ -34,7 +28,7 @@ def measure(data: Path, gen: Path) -> dict:
     outside, inside, diversity = [], [], []
     for sid, samples in by_source.items():
         source = grey(next((data / "images").glob(sid + ".*")))
-        known = box_mask(np.asarray(Image.open(next((data / "labels").glob(sid + ".*")))))
+        known = known_mask(read_label(next((data / "labels").glob(sid + ".*")))) > 0  # the default --mask box
         stack = np.stack(samples)
         if stack.shape[1:] != source.shape:
             raise SystemExit(f"{gen}: samples of {sid} are {stack.shape[1:]}, the source {source.shape}")
@@ -49,7 +43,7 @@ def measure(data: Path, gen: Path) -> dict:
 
 if __name__ == "__main__":
     data = Path(sys.argv[1])
-    print("| samples | sources | samples | MAD to source outside boxes | inside boxes | outside-box diversity |")
+    print("| folder | sources | samples | MAD to source outside boxes | inside boxes | outside-box diversity |")
     print("|---|---|---|---|---|---|")
     for gen in map(Path, sys.argv[2:]):
         m = measure(data, gen)
