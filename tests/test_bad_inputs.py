@@ -44,10 +44,13 @@ TRAINING_CASES: list[Case] = []
 # --- pipeline ----------------------------------------------------------------------------------------------------
 PIPELINE_CASES: list[Case] = []
 
-# --- export, serve and the rest ----------------------------------------------------------------------------------
-OTHER_CASES: list[Case] = []
+# --- export ------------------------------------------------------------------------------------------------------
+EXPORT_CASES: list[Case] = []
 
-CASES = SAMPLE_CASES + TRAINING_CASES + PIPELINE_CASES + OTHER_CASES
+# --- serve (refused before the server starts) --------------------------------------------------------------------
+SERVE_CASES: list[Case] = []
+
+CASES = SAMPLE_CASES + TRAINING_CASES + PIPELINE_CASES + EXPORT_CASES + SERVE_CASES
 
 
 def _digest(root: Path) -> dict[str, str]:
