@@ -116,3 +116,26 @@ def test_bad_options_are_one_line_errors(folders, tmp_path):
         run_pipeline(_opts(folders, tmp_path / "x", methods=("unet", "magic")))
     with pytest.raises(AugPaintError, match="cases have a labelled"):
         run_pipeline(_opts(folders, tmp_path / "y", labelled=(9,)))
+
+
+def test_augpaint_with_rand_aug_and_the_knobs_enter_their_stages(folders, tmp_path):
+    """augpaint+rand-aug brings its parts; --real-repeat and --margin reach (only) the stages they change."""
+    kw = dict(labelled=(1,), budgets=("steps",), methods=("augpaint+rand-aug",), rand_aug_n=2, real_repeat=2,
+              margin=2, seg_epochs=1)
+    log = []
+    res = run_pipeline(_opts(folders, tmp_path / "run", **kw), log=log.append)
+    assert {r["method"] for r in res["runs"]} == {"unet", "rand-aug", "augpaint", "augpaint+rand-aug"}
+    sd = tmp_path / "run" / "splits" / "k1-s0"
+    kept = {m: len(list((sd / "gen" / m / "kept" / "images").iterdir())) for m in ("rand-aug", "augpaint")}
+    combined = sorted(p.name for p in (sd / "gen" / "augpaint+rand-aug" / "images").iterdir())
+    assert len(combined) == kept["augpaint"]  # one Rand Aug copy of each kept AugPaint pair
+    pairs = {r["method"]: r["train_pairs"] for r in res["runs"]}
+    assert pairs == {"unet": 1, "rand-aug": 2 + kept["rand-aug"], "augpaint": 2 + kept["augpaint"],
+                     "augpaint+rand-aug": 2 + kept["rand-aug"] + kept["augpaint"]}  # the real pair twice
+    seg = next(p for p in (sd / "seg").iterdir() if p.name.startswith("augpaint+rand-aug-"))
+    assert json.loads((seg / "config.json").read_text())["training"]["pairs"] == pairs["augpaint+rand-aug"]
+    assert json.loads((tmp_path / "run" / "stages" / "k1-s0__gen__augpaint.json").read_text())["settings"]["margin"] == 2
+
+    log.clear()
+    run_pipeline(_opts(folders, tmp_path / "run", **{**kw, "margin": 0}), log=log.append)
+    assert "k1-s0/gen/augpaint" in _ran(log) and "k1-s0/gen/rand-aug" not in _ran(log)
