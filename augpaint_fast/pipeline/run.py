@@ -9,9 +9,23 @@ folder (``--test``)::
         seg/unet-<S>steps     the labelled-only U-Net at each budget; the steps-matched one is also the filter
         gen/<method>/         sample (augpaint, augpaint-flip, cond-augpaint) or rand-aug, n per source
         gen/<method>/kept/    the filter's top fraction (paper §3.3)
-        seg/<method>-<S>steps train-seg on labelled + kept
+        gen/augpaint+rand-aug one Rand Aug copy of each kept AugPaint pair
+        seg/<method>-<S>steps train-seg on labelled (x --real-repeat) + kept
         evaluate every seg run on --test (Dice, HD95)
-    results.json, results.md  method x k: mean ± std over splits, per budget; seconds per stage
+    results.json, results.md  the verdict; method x k: mean ± std over splits, per budget; each method's paired
+                              difference to the best non-generative baseline; seconds per stage
+
+Online augmentation (``--online-aug standard``, the default; :mod:`augpaint_fast.segmentation.augment`) is on
+for every segmenter, real and generated pairs alike, except ``unet-noaug`` (labelled only, no augmentation at
+all: the paper's baseline). The non-generative baselines are ``unet-noaug``, ``unet`` (labelled + online aug)
+and ``rand-aug`` (Rand Aug copies + online aug); ``augpaint+rand-aug`` trains on the labelled pairs, Rand Aug's
+kept copies and one Rand Aug copy of each kept AugPaint pair (so Rand Aug also transforms the generated pairs,
+and the set is about as large as AugPaint's).
+
+Knobs (pipeline-wide, each in the fingerprint of the stages it changes): ``--n``, ``--mask``, ``--margin``,
+``--paste-back`` (sampling), ``--keep``, ``--per-source-filter`` (filter), ``--real-repeat`` (each real pair R
+times per epoch beside the generated ones), ``--online-aug``/``--online-flip`` (every segmenter). To compare
+settings of one knob, run a second ``--out`` with ``--weights RUN/weights``.
 
 Budgets (``--budget``): ``epochs`` trains every method for ``--seg-epochs`` epochs of its own training set
 (so a 16x larger augmented set also gets 16x more optimizer steps); ``steps`` trains every method of a
@@ -36,12 +50,15 @@ from ..atomic import atomic_write_text
 from ..checkpoint import weights_sha256
 from ..data import Dataset
 from ..errors import AugPaintError
+from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
 from .stages import Stages, folder_fingerprint
 
-METHODS = ("unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip")
-GENERATED = {"rand-aug", "cond-augpaint", "augpaint", "augpaint-flip"}
+METHODS = ("unet-noaug", "unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip", "augpaint+rand-aug")
+GENERATED = {"rand-aug", "cond-augpaint", "augpaint", "augpaint-flip"}  # methods with a sample-and-filter stage
+COMBINED = "augpaint+rand-aug"  # needs the kept sets of rand-aug and augpaint
 BUDGETS = ("epochs", "steps")
+ONLINE_AUGS = ("none", "standard")
 
 
 @dataclass
@@ -50,7 +67,7 @@ class PipelineOptions:
     test: Path
     out: Path
     labelled: tuple[int, ...] = (1, 2, 5)
-    splits: int = 3
+    splits: int = 5
     seed: int = 0
     cases_file: Path | None = None
     case_pattern: str | None = None
@@ -67,10 +84,14 @@ class PipelineOptions:
     n: int = 30  # samples per labelled image (paper: performance peaks near 30)
     steps: int = 50
     mask: str = "box"
+    margin: int = 0
     paste_back: bool = False
     rand_aug_n: int = 5
     keep: float = 0.5
     per_source_filter: bool = False
+    real_repeat: int = 1  # each real pair this many times per epoch beside the generated ones
+    online_aug: str = "standard"  # every segmenter but unet-noaug
+    online_flip: str = "none"
     seg_size: int = 64
     seg_channels: int = 16
     seg_epochs: float = 120.0
@@ -88,6 +109,17 @@ def _check(opts: PipelineOptions) -> None:
         raise AugPaintError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
     if "unet" not in opts.methods and opts.methods:
         opts.methods = ("unet", *opts.methods)  # the filter and the baseline
+    if COMBINED in opts.methods:  # its parts, measured beside it
+        opts.methods = tuple(dict.fromkeys([*[m for m in opts.methods if m != COMBINED], "rand-aug", "augpaint",
+                                            COMBINED]))
+    if opts.online_aug == "none":  # unet-noaug would repeat unet
+        opts.methods = tuple(m for m in opts.methods if m != "unet-noaug")
+    if opts.online_aug not in ONLINE_AUGS:
+        raise AugPaintError(f"--online-aug must be one of {', '.join(ONLINE_AUGS)}, got {opts.online_aug!r}")
+    if opts.online_flip not in FLIPS:
+        raise AugPaintError(f"--online-flip must be one of {', '.join(FLIPS)}, got {opts.online_flip!r}")
+    if opts.margin < 0 or opts.real_repeat < 1:
+        raise AugPaintError(f"--margin must be >= 0 and --real-repeat >= 1, got {opts.margin} and {opts.real_repeat}")
     bad = sorted(set(opts.budgets) - set(BUDGETS))
     if bad or not opts.budgets:
         raise AugPaintError(f"--budget must be epochs and/or steps, got {', '.join(opts.budgets) or 'nothing'}")
@@ -160,7 +192,6 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
     if opts.weights is not None:
         weights = Path(opts.weights)
         model_fp = {v: weights_sha256(weights, v) for v in variants}
-        timings = {}
     else:
         weights = run / "weights"
         common = dict(preset=opts.preset, progress=opts.progress)
@@ -170,7 +201,6 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
                               lambda: asdict(train_autoencoder(opts.data, weights, steps=opts.ae_steps,
                                                                batch_size=opts.ae_batch_size, lr=opts.ae_lr,
                                                                seed=opts.seed, **common)))
-        timings = {"autoencoder": ae.seconds}
         model_fp = {}
         for v in variants:
             name = "ldm" if v == "uncond" else "ldm-cond"
@@ -181,7 +211,6 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
                                                                batch_size=opts.ldm_batch_size, seed=opts.seed,
                                                                conditional=v == "cond",
                                                                flip_augment=opts.ldm_flip_augment, **common)))
-            timings[name] = st.seconds
             model_fp[v] = st.fingerprint
 
     # 2. every split x number of labelled cases ---------------------------------------------------------------
@@ -212,6 +241,8 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
                     extra = {"variant": variant} if variant != "uncond" else {}
                     if opts.cache_interval != 1:
                         extra["engine_options"] = {"cache_interval": opts.cache_interval}
+                    if opts.margin:
+                        settings["margin"] = opts.margin
                     so = SampleOptions(**settings, **extra)
                     settings["variant"] = variant
                     if opts.cache_interval != 1:
@@ -222,63 +253,81 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
                 gen_st[method] = stages.run_stage(f"{tag}/gen/{method}", out, settings, inputs, fn)
 
             # budgets: the steps of E epochs over each method's training set; "steps" = the largest of them
-            sizes = {"unet": n_lab}
+            sizes = {m: n_lab for m in ("unet-noaug", "unet") if m in opts.methods}
+            kept_n = {}
             for method in gen_st:
                 per = opts.rand_aug_n if method == "rand-aug" else opts.n
-                sizes[method] = n_lab + _kept_count(n_lab, per, opts.keep, opts.per_source_filter)
+                kept_n[method] = _kept_count(n_lab, per, opts.keep, opts.per_source_filter)
+                sizes[method] = opts.real_repeat * n_lab + kept_n[method]
+            if COMBINED in opts.methods:
+                sizes[COMBINED] = opts.real_repeat * n_lab + kept_n["rand-aug"] + kept_n["augpaint"]
             epoch_steps = {m: max(1, math.ceil(opts.seg_epochs * sizes[m] / opts.seg_batch_size)) for m in sizes}
             match = max(epoch_steps.values())
             lengths = {m: {"epochs": epoch_steps[m], "steps": match} for m in sizes}
 
             def train(method: str, total: int, data: list[Path], inputs: list[str]):
                 out = sd / "seg" / f"{method}-{total}steps"
+                augment = "none" if method == "unet-noaug" else opts.online_aug
                 settings = {"steps": total, "size": opts.seg_size, "channels": opts.seg_channels, "classes": classes,
                             "batch_size": opts.seg_batch_size, "lr": opts.seg_lr, "seed": opts.seed + split}
+                if augment != "none":  # only then, so runs made before online augmentation still resume
+                    settings["online_aug"] = augment
+                    if opts.online_flip != "none":
+                        settings["online_flip"] = opts.online_flip
+                if len(data) > 1 and opts.real_repeat != 1:
+                    settings["real_repeat"] = opts.real_repeat
+                    data = [data[0]] * opts.real_repeat + data[1:]
                 st = stages.run_stage(f"{tag}/seg/{method}-{total}steps", out, settings, inputs,
                                       lambda: _train_summary(train_segmentation(
                                           data, out, size=opts.seg_size, channels=opts.seg_channels,
                                           classes=classes, steps=total, batch_size=opts.seg_batch_size, lr=opts.seg_lr,
-                                          seed=opts.seed + split, progress=opts.progress)))
+                                          seed=opts.seed + split, augment=augment,
+                                          online_flip=opts.online_flip if augment != "none" else "none",
+                                          progress=opts.progress)))
                 ev = stages.run_stage(f"{tag}/eval/{method}-{total}steps", out / "eval.json", {}, [st.fingerprint, test_fp],
                                       lambda: _eval(evaluate(out, opts.test, progress=False), out / "eval.json"))
                 return st, ev
 
             runs = {}
-            for budget in opts.budgets:
-                total = lengths["unet"][budget]
-                runs[("unet", budget)] = train("unet", total, [sd / "labelled"], [lab.fingerprint])
+            for method in [m for m in ("unet", "unet-noaug") if m in opts.methods]:
+                for budget in opts.budgets:
+                    runs[(method, budget)] = train(method, lengths[method][budget], [sd / "labelled"],
+                                                   [lab.fingerprint])
             filter_run, filter_st = _filter_model(runs, sd, opts.budgets)
+            kept_st = {}
             for method, gst in gen_st.items():
                 kept_dir = sd / "gen" / method / "kept"
-                kept = stages.run_stage(f"{tag}/filter/{method}", kept_dir,
-                                        {"keep": opts.keep, "per_source": opts.per_source_filter},
-                                        [gst.fingerprint, filter_st.fingerprint],
-                                        lambda method=method, kept_dir=kept_dir: asdict(run_filter(
-                                            sd / "gen" / method, filter_run, keep=opts.keep,
-                                            per_source=opts.per_source_filter, out=kept_dir,
-                                            progress=opts.progress)))
+                kept_st[method] = kept = stages.run_stage(
+                    f"{tag}/filter/{method}", kept_dir, {"keep": opts.keep, "per_source": opts.per_source_filter},
+                    [gst.fingerprint, filter_st.fingerprint],
+                    lambda method=method, kept_dir=kept_dir: asdict(run_filter(
+                        sd / "gen" / method, filter_run, keep=opts.keep, per_source=opts.per_source_filter,
+                        out=kept_dir, progress=opts.progress)))
                 for budget in opts.budgets:
                     runs[(method, budget)] = train(method, lengths[method][budget], [sd / "labelled", kept_dir],
                                                    [lab.fingerprint, kept.fingerprint])
+            if COMBINED in opts.methods:
+                out = sd / "gen" / COMBINED
+                both = stages.run_stage(f"{tag}/gen/{COMBINED}", out, {"n": 1, "seed": opts.seed, "size": opts.seg_size},
+                                        [kept_st["augpaint"].fingerprint],
+                                        lambda out=out: asdict(run_rand_aug(sd / "gen" / "augpaint" / "kept", out, n=1,
+                                                                            seed=opts.seed, size=opts.seg_size,
+                                                                            progress=opts.progress)))
+                for budget in opts.budgets:
+                    runs[(COMBINED, budget)] = train(COMBINED, lengths[COMBINED][budget],
+                                                     [sd / "labelled", sd / "gen" / "rand-aug" / "kept", out],
+                                                     [lab.fingerprint, kept_st["rand-aug"].fingerprint,
+                                                      both.fingerprint])
             for (method, budget), (st, ev) in runs.items():
                 records.append({"split": split, "labelled": k, "cases": chosen, "method": method, "budget": budget,
                                 "steps": lengths[method][budget], "train_pairs": sizes[method],
                                 "dice": ev.summary["mean"]["dice"], "hd95": ev.summary["mean"]["hd95"],
                                 "per_class": ev.summary["per_class"], "train_seconds": st.seconds,
                                 "run": str((sd / "seg").relative_to(run))})
-            for method, gst in gen_st.items():
-                timings.setdefault(f"generate ({method})", 0.0)
-                timings[f"generate ({method})"] += gst.seconds
 
-    for rec_path in sorted((run / "stages").rglob("*.json")):
-        rec = json.loads(rec_path.read_text(encoding="utf-8"))
-        for key in ("/seg/", "/eval/", "/filter/"):
-            if key in rec["name"]:
-                label = {"/seg/": "train-seg", "/eval/": "evaluate", "/filter/": "filter"}[key]
-                timings[label] = timings.get(label, 0.0) + rec["seconds"]
     from .report import write_results
 
-    return write_results(run, opts, records, timings)
+    return write_results(run, opts, records, stages.used)
 
 
 def _filter_model(runs: dict, sd: Path, budgets) -> tuple[Path, object]:
@@ -309,7 +358,8 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=Path, required=True, help="held-out test folder (images/ + labels/)")
     p.add_argument("--out", type=Path, required=True, help="run folder (created; reruns resume)")
     p.add_argument("--labelled", type=int, nargs="+", default=[1, 2, 5], help="numbers of labelled cases")
-    p.add_argument("--splits", type=int, default=3, help="independent choices of the labelled cases")
+    p.add_argument("--splits", type=int, default=5, help="independent choices of the labelled cases (default 5: "
+                                                         "the verdict's interval is paired over them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cases", type=Path, default=None, help="cases.json (default: DATA/cases.json if present)")
     p.add_argument("--case-pattern", default=None, help="regex on image ids giving the case (named group 'case')")
@@ -322,11 +372,20 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldm-flip-augment", action="store_true")
     p.add_argument("--n", type=int, default=30, help="AugPaint samples per labelled image (default 30)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    p.add_argument("--mask", default="box")
+    p.add_argument("--mask", default="box", help="known region while sampling: box, component or label")
+    p.add_argument("--margin", type=int, default=0, help="grow the known boxes by this many pixels (default 0)")
     p.add_argument("--paste-back", action="store_true")
     p.add_argument("--rand-aug-n", type=int, default=5)
     p.add_argument("--keep", type=float, default=0.5, help="fraction the filter keeps (default 0.5)")
     p.add_argument("--per-source-filter", action="store_true", help="keep the top fraction of each source")
+    p.add_argument("--real-repeat", type=int, default=1,
+                   help="each real pair this many times per epoch beside the generated ones (default 1)")
+    p.add_argument("--online-aug", default="standard", choices=ONLINE_AUGS,
+                   help="online augmentation of every segmenter but unet-noaug (default standard: flips along "
+                        "--online-flip, small affine, intensity, noise)")
+    p.add_argument("--online-flip", default="none", choices=list(FLIPS),
+                   help="flip axes of the online augmentation (default none: anatomy has a side; both for "
+                        "dermoscopy)")
     p.add_argument("--seg-size", type=int, default=64)
     p.add_argument("--seg-channels", type=int, default=16, help="first-stage channels (paper 64)")
     p.add_argument("--seg-epochs", type=float, default=120.0, help="epochs (paper 120); see --budget")
@@ -342,11 +401,13 @@ def pipeline_command(args) -> None:
                            methods=tuple(args.methods), budgets=tuple(args.budget), weights=args.weights,
                            preset=args.preset, ae_steps=args.ae_steps, ldm_steps=args.ldm_steps,
                            ldm_flip_augment=args.ldm_flip_augment, n=args.n, steps=args.steps, mask=args.mask,
-                           paste_back=args.paste_back, rand_aug_n=args.rand_aug_n, keep=args.keep,
-                           per_source_filter=args.per_source_filter, seg_size=args.seg_size,
+                           margin=args.margin, paste_back=args.paste_back, rand_aug_n=args.rand_aug_n, keep=args.keep,
+                           per_source_filter=args.per_source_filter, real_repeat=args.real_repeat,
+                           online_aug=args.online_aug, online_flip=args.online_flip, seg_size=args.seg_size,
                            seg_channels=args.seg_channels, seg_epochs=args.seg_epochs,
                            seg_batch_size=args.seg_batch_size, seg_lr=args.seg_lr, engine=args.engine,
                            cache_interval=args.cache_interval)
     results = run_pipeline(opts)
     print(results["markdown"])
     print(f"-> {Path(args.out) / 'results.md'}, {Path(args.out) / 'results.json'}")
+    print("\n".join(results["verdict"]))

@@ -8,6 +8,10 @@ the stage's stale output and runs it again, which changes its own fingerprint an
 that depend on it. A stage interrupted midway has no record, only a ``<name>.started`` marker holding its
 fingerprint: it runs again, and the commands it calls resume what they had finished, unless the fingerprint
 changed meanwhile, in which case its partial output is removed first.
+
+Wall time: a record keeps the seconds of the run that made it, so a skipped stage reports its original time
+(a stage resumed after an interruption reports the time of its last, resuming run). :attr:`Stages.used`
+holds every stage this run asked for, by name, for the report.
 """
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ class Stages:
     def __init__(self, run: Path, log: Callable[[str], None] = print):
         self.run, self.log = Path(run), log
         self.records = self.run / "stages"
+        self.used: dict[str, StageResult] = {}
 
     def _record_path(self, name: str) -> Path:
         return self.records / f"{name.replace('/', '__')}.json"
@@ -74,7 +79,7 @@ class Stages:
         if rec_path.is_file():
             rec = json.loads(rec_path.read_text(encoding="utf-8"))
             if rec.get("fingerprint") == fp and Path(out).exists():
-                return StageResult(name, fp, rec.get("seconds", 0.0), True, rec.get("summary", {}))
+                return self._used(StageResult(name, fp, rec.get("seconds", 0.0), True, rec.get("summary", {})))
             self.log(f"pipeline: {name}: inputs or settings changed, running it again")
             rec_path.unlink()
             _remove(out)
@@ -90,7 +95,11 @@ class Stages:
                                                 "settings": settings, "summary": summary}, indent=2,
                                                sort_keys=True, default=str) + "\n")
         started.unlink(missing_ok=True)
-        return StageResult(name, fp, seconds, False, summary)
+        return self._used(StageResult(name, fp, round(seconds, 2), False, summary))
+
+    def _used(self, result: StageResult) -> StageResult:
+        self.used[result.name] = result
+        return result
 
 
 def _remove(out: Path) -> None:

@@ -1,10 +1,16 @@
 """Random joint transformations of an image and its label (MONAI dictionary transforms).
 
-Two recipes, both applied to ``{"image": [3, H, W] float32 in [-1, 1], "label": [1, H, W]}`` with the same
+Three recipes, all applied to ``{"image": [3, H, W] float32 in [-1, 1], "label": [1, H, W]}`` with the same
 geometry for both keys, labels interpolated with nearest neighbour (class ids stay class ids), images
 bilinear and clipped back to [-1, 1] at the end:
 
-- ``light`` (``train-seg --augment light``; training is unaugmented by default, ``--augment none``): with
+- ``standard`` (``train-seg --online-aug standard``, the pipeline's default for every segmenter): the online
+  augmentation a practitioner would use. Flips along the axes of ``flip`` (none by default: a body has a
+  side; ``both`` suits dermoscopy, where a lesion has no orientation), each with probability 0.5; with
+  probability 0.5 an affine map (rotation up to ±10°, scale ±10%, translation up to ±1/16 of the size,
+  border padding); then with probability 0.5 each an intensity scale ``x * (1 + f)``, f ∈ [-0.1, 0.1], a
+  shift ``x + o``, o ∈ [-0.1, 0.1], and Gaussian noise of std 0.03 on the image only.
+- ``light`` (``train-seg --online-aug light``, kept for earlier runs): with
   probability 0.5 an affine map (rotation up to ±15°, scale ±10%, border padding), then with probability 0.5
   each an intensity scale ``x * (1 + f)``, f ∈ [-0.1, 0.1], and shift ``x + o``, o ∈ [-0.1, 0.1]. No flips:
   left and right differ in anatomy.
@@ -27,13 +33,19 @@ import numpy as np
 from ..errors import AugPaintError
 from .monai_dep import require_monai
 
-RECIPES = ("none", "light", "rand-aug")
+RECIPES = ("none", "standard", "light", "rand-aug")
+FLIPS = {"none": (), "vertical": (0,), "horizontal": (1,), "both": (0, 1)}  # spatial axes of [C, H, W]
 
 
-def build_recipe(name: str):
-    """The MONAI ``Compose`` of recipe ``name`` (None for ``none``); see the module docstring."""
+def build_recipe(name: str, flip: str = "none", size: int = 64):
+    """The MONAI ``Compose`` of recipe ``name`` (None for ``none``); see the module docstring.
+
+    ``flip`` (a key of :data:`FLIPS`) and ``size`` (the side of the square input, which sets the translation
+    in pixels) are used by ``standard`` only."""
     if name not in RECIPES:
         raise AugPaintError(f"unknown augmentation {name!r}; choose one of: {', '.join(RECIPES)}")
+    if flip not in FLIPS:
+        raise AugPaintError(f"unknown flip {flip!r}; choose one of: {', '.join(FLIPS)}")
     if name == "none":
         return None
     require_monai()
@@ -41,7 +53,17 @@ def build_recipe(name: str):
 
     keys = ["image", "label"]
     modes = ("bilinear", "nearest")
-    if name == "light":
+    if name == "standard":
+        shift = max(1, round(size / 16))
+        steps = [T.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in FLIPS[flip]]
+        steps += [
+            T.RandAffined(keys, prob=0.5, rotate_range=math.radians(10), scale_range=0.1,
+                          translate_range=(shift, shift), mode=modes, padding_mode="border"),
+            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            T.RandGaussianNoised("image", prob=0.5, std=0.03),
+        ]
+    elif name == "light":
         steps = [
             T.RandAffined(keys, prob=0.5, rotate_range=math.radians(15), scale_range=0.1, mode=modes,
                           padding_mode="border"),
@@ -84,4 +106,4 @@ def pair_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0])
 
 
-__all__ = ["RECIPES", "build_recipe", "apply_joint", "pair_seed"]
+__all__ = ["RECIPES", "FLIPS", "build_recipe", "apply_joint", "pair_seed"]

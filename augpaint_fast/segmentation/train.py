@@ -2,8 +2,10 @@
 
 Recipe (paper): ``DiceCELoss(to_onehot_y=True, softmax=True)`` (Dice + cross-entropy, background included),
 Adam with lr 5e-4, global batch 4, 120 epochs by default; no validation split (evaluate on a held-out test
-folder with ``augpaint-fast evaluate``). Augmentation is off by default (``--augment light``: see
-:mod:`.augment`).
+folder with ``augpaint-fast evaluate``). Online augmentation is off by default, as in the paper;
+``--online-aug standard`` (flips along ``--online-flip`` axes, small affine, intensity scale/shift, Gaussian
+noise: see :mod:`.augment`) is what a practitioner would use and the pipeline's default. It transforms every
+pair the same way, real or generated, image and label together.
 
 Data: every ``--data`` folder's pairs (real dataset folders and generated folders alike, see
 :mod:`augpaint_fast.data.pairs`), resized to ``--size``; pairs whose label has no foreground train as
@@ -56,7 +58,7 @@ from ..progress import progress as progress_bar
 from ..training.distributed import (DistContext, all_reduce_mean, barrier, init_distributed, shutdown,
                                     split_batch, unwrap, wrap_ddp)
 from ..training.loop import STATE_FILE, load_state, save_state
-from .augment import RECIPES, apply_joint, build_recipe, pair_seed
+from .augment import FLIPS, RECIPES, apply_joint, build_recipe, pair_seed
 from .model import SegModelConfig, build_unet, read_run_config, save_run
 
 DEFAULT_EPOCHS = 120
@@ -152,7 +154,7 @@ def _batch_tensors(pairs: Pairs, picks: list[tuple[int, int]], recipe, device) -
 def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels: int = 64, num_res_units: int = 2,
                        classes: int | None = None, epochs: float | None = None, steps: int | None = None,
                        batch_size: int = 4, lr: float = 5e-4, seed: int = 0, augment: str = "none",
-                       checkpoint_every: int = 200, max_classes: int = 16, device: str | None = None,
+                       online_flip: str = "none", checkpoint_every: int = 200, max_classes: int = 16, device: str | None = None,
                        progress: bool = True, ctx: DistContext | None = None) -> SegTrainResult:
     """Train (or resume, or find finished) the segmenter of ``run`` on the pairs of ``data`` (module docstring)."""
     run = Path(run)
@@ -165,7 +167,9 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
     if batch_size < 1 or not lr > 0 or checkpoint_every < 1:
         raise AugPaintError("--batch-size and --checkpoint-every must be >= 1 and --lr > 0")
     if augment not in RECIPES or augment == "rand-aug":
-        raise AugPaintError(f"--augment must be none or light, got {augment!r}")
+        raise AugPaintError(f"--online-aug must be none, standard or light, got {augment!r}")
+    if online_flip not in FLIPS:
+        raise AugPaintError(f"--online-flip must be one of {', '.join(FLIPS)}, got {online_flip!r}")
     if not data:
         raise AugPaintError("train-seg needs at least one --data folder")
     ctx = ctx or init_distributed(device)
@@ -189,6 +193,8 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
     settings = {"data": [str(Path(d).resolve()) for d in data], "data_sha256": _fingerprint(folders),
                 "model": cfg.to_dict(), "steps": total, "batch_size": batch_size, "lr": lr, "seed": seed,
                 "augment": augment}
+    if online_flip != "none":  # only then, so runs finished before the option existed still match
+        settings["online_flip"] = online_flip
     settings = json.loads(json.dumps(settings))  # as stored (tuples -> lists)
 
     done = read_run_config(run)
@@ -219,7 +225,7 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
     net = wrap_ddp(model, ctx)
     net.train()
     stream = BatchStream(len(pairs), batch_size, seed, ctx)
-    recipe = build_recipe(augment)
+    recipe = build_recipe(augment, flip=online_flip, size=size)
     window, window_sum = max(1, min(50, total // 4)), 0.0
     t0 = time.perf_counter() - elapsed
     bar = progress_bar(range(start, total), enabled=progress and ctx.is_rank0, initial=start, total=total,
@@ -278,8 +284,13 @@ def add_train_seg_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="global batch (default 4, as the paper)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4, as the paper)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", default="none", choices=["none", "light"],
-                   help="MONAI augmentation while training: none (default) or light (small affine + intensity)")
+    p.add_argument("--online-aug", "--augment", dest="augment", default="none", choices=["none", "standard", "light"],
+                   help="MONAI augmentation of every pair while training: none (default, as the paper), standard "
+                        "(flips along --online-flip, small affine, intensity scale/shift, Gaussian noise) or light "
+                        "(small affine + intensity)")
+    p.add_argument("--online-flip", default="none", choices=list(FLIPS),
+                   help="flip axes of --online-aug standard: none (default: anatomy has a side), vertical, "
+                        "horizontal or both (e.g. dermoscopy)")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between resumable checkpoints")
     p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); under torchrun "
@@ -292,7 +303,8 @@ def train_seg_command(args) -> None:
         r = train_segmentation(args.data, args.out, size=args.size, channels=args.channels,
                                num_res_units=args.num_res_units, classes=args.classes, epochs=args.epochs,
                                steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               augment=args.augment, checkpoint_every=args.checkpoint_every,
+                               augment=args.augment, online_flip=args.online_flip,
+                               checkpoint_every=args.checkpoint_every,
                                max_classes=args.max_classes, ctx=ctx)
         if ctx.is_rank0:
             print(r.line())

@@ -34,31 +34,51 @@ def _ran(messages):
 
 
 def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_dependants(folders, tmp_path):
+    methods = ("unet-noaug", "unet", "augpaint")
     log = []
-    res = run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    res = run_pipeline(_opts(folders, tmp_path / "run", methods=methods), log=log.append)
     ran = _ran(log)
     assert "k1-s0/labelled" in ran and "k2-s0/gen/augpaint" in ran and "k2-s0/filter/augpaint" in ran
     rows = {(r["budget"], r["method"], r["labelled"]) for r in res["summary"]}
-    assert rows == {(b, m, k) for b in ("epochs", "steps") for m in ("unet", "augpaint") for k in (1, 2)}
+    assert rows == {(b, m, k) for b in ("epochs", "steps") for m in methods for k in (1, 2)}
     for r in res["runs"]:
         assert 0.0 <= r["dice"] <= 1.0 and r["hd95"] >= 0
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
     assert on_disk["summary"] == json.loads(json.dumps(res["summary"]))
-    assert "| AugPaint |" in (tmp_path / "run" / "results.md").read_text()
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "| AugPaint + online aug |" in md and "| U-Net (labelled only) |" in md
+    assert md.startswith("**Verdict**") and len(res["verdict"]) == 2  # one line per labelled count
+    assert all("no interval, so no verdict" in line for line in res["verdict"])  # one split
     assert (tmp_path / "run" / "results.png").stat().st_size > 10_000
+    # online augmentation on every segmenter but unet-noaug
+    seg = tmp_path / "run" / "splits" / "k1-s0" / "seg"
+    augment = {p.name.rsplit("-", 1)[0]: json.loads((p / "config.json").read_text())["training"]["settings"]["augment"]
+               for p in seg.iterdir()}
+    assert augment == {"unet-noaug": "none", "unet": "standard", "augpaint": "standard"}
+    # every stage's wall time is recorded and reported, per kind of stage
+    assert set(res["stage_seconds"]) == set(ran) and all(s >= 0 for s in res["stage_seconds"].values())
+    assert {"generate (augpaint)", "filter", "train segmenters", "evaluate"} <= set(res["seconds"])
+    assert "| train segmenters |" in md and "| total |" in md
     # augpaint's set (2 labelled + kept samples) decides the matched step count, applied to the baseline too
     steps = {(r["method"], r["budget"], r["labelled"]): r["steps"] for r in res["runs"]}
     assert steps[("unet", "steps", 2)] == steps[("augpaint", "steps", 2)] > steps[("unet", "epochs", 2)]
 
     log.clear()
-    again = run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix != ".png"}
+    again = run_pipeline(_opts(folders, tmp_path / "run", methods=methods), log=log.append)
     assert _ran(log) == [] and again["summary"] == res["summary"]
+    now = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix != ".png"}
+    assert now == files  # the rerun of a finished run changes nothing: same results, same stage times
 
     (folders / "test" / "images" / "phantom_0000.png").write_bytes(
         (folders / "test" / "images" / "phantom_0001.png").read_bytes())  # the test set changed: re-evaluate only
     log.clear()
-    run_pipeline(_opts(folders, tmp_path / "run"), log=log.append)
+    run_pipeline(_opts(folders, tmp_path / "run", methods=methods), log=log.append)
     assert _ran(log) and all("/eval/" in name for name in _ran(log))
+
+    log.clear()  # another online augmentation retrains the segmenters, not the samples
+    run_pipeline(_opts(folders, tmp_path / "run", methods=methods, online_aug="none"), log=log.append)
+    assert any("/seg/unet-" in n for n in _ran(log)) and not any("/gen/" in n or "labelled" in n for n in _ran(log))
 
 
 def test_an_interrupted_pipeline_resumes_without_redoing_finished_stages(folders, tmp_path, monkeypatch):
@@ -96,3 +116,26 @@ def test_bad_options_are_one_line_errors(folders, tmp_path):
         run_pipeline(_opts(folders, tmp_path / "x", methods=("unet", "magic")))
     with pytest.raises(AugPaintError, match="cases have a labelled"):
         run_pipeline(_opts(folders, tmp_path / "y", labelled=(9,)))
+
+
+def test_augpaint_with_rand_aug_and_the_knobs_enter_their_stages(folders, tmp_path):
+    """augpaint+rand-aug brings its parts; --real-repeat and --margin reach (only) the stages they change."""
+    kw = dict(labelled=(1,), budgets=("steps",), methods=("augpaint+rand-aug",), rand_aug_n=2, real_repeat=2,
+              margin=2, seg_epochs=1)
+    log = []
+    res = run_pipeline(_opts(folders, tmp_path / "run", **kw), log=log.append)
+    assert {r["method"] for r in res["runs"]} == {"unet", "rand-aug", "augpaint", "augpaint+rand-aug"}
+    sd = tmp_path / "run" / "splits" / "k1-s0"
+    kept = {m: len(list((sd / "gen" / m / "kept" / "images").iterdir())) for m in ("rand-aug", "augpaint")}
+    combined = sorted(p.name for p in (sd / "gen" / "augpaint+rand-aug" / "images").iterdir())
+    assert len(combined) == kept["augpaint"]  # one Rand Aug copy of each kept AugPaint pair
+    pairs = {r["method"]: r["train_pairs"] for r in res["runs"]}
+    assert pairs == {"unet": 1, "rand-aug": 2 + kept["rand-aug"], "augpaint": 2 + kept["augpaint"],
+                     "augpaint+rand-aug": 2 + kept["rand-aug"] + kept["augpaint"]}  # the real pair twice
+    seg = next(p for p in (sd / "seg").iterdir() if p.name.startswith("augpaint+rand-aug-"))
+    assert json.loads((seg / "config.json").read_text())["training"]["pairs"] == pairs["augpaint+rand-aug"]
+    assert json.loads((tmp_path / "run" / "stages" / "k1-s0__gen__augpaint.json").read_text())["settings"]["margin"] == 2
+
+    log.clear()
+    run_pipeline(_opts(folders, tmp_path / "run", **{**kw, "margin": 0}), log=log.append)
+    assert "k1-s0/gen/augpaint" in _ran(log) and "k1-s0/gen/rand-aug" not in _ran(log)
