@@ -78,16 +78,24 @@ def _reducible(img: Image.Image) -> Image.Image:
     return img if converted is None else img.convert(converted)
 
 
-def image_header(data: bytes, display: str = "image") -> tuple[int, int]:
-    """``(width, height)`` of an encoded image from its header alone (nothing is decoded)."""
+def image_header(data: bytes, display: str = "image") -> tuple[int, int, str]:
+    """``(width, height, PIL mode)`` of an encoded image from its header alone (nothing is decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.size
+            return img.width, img.height, img.mode
     except UnidentifiedImageError:
         raise AugPaintError(f"{display} is not a readable image (corrupt or unknown format)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AugPaintError(f"{display} is corrupt or truncated ({msg})") from None
+
+
+def decoded_bytes_per_pixel(mode: str) -> int:
+    """Bytes a pixel of a PIL image in ``mode`` takes once decoded, and once more for the conversion
+    :func:`decode_image` makes before reducing (palette to RGB, 1-bit to 8, 16-bit to 32)."""
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    converted = {"1": 1, "P": 4, "PA": 4}.get(mode, 4 if mode.startswith("I;16") else 0)
+    return stored + converted
 
 
 def _load_npy(path: Path, display: str) -> np.ndarray:
@@ -342,6 +350,7 @@ __all__ = [
     "decode_image",
     "decode_label",
     "image_header",
+    "decoded_bytes_per_pixel",
     "encode_image_png",
     "encode_label_png",
     "write_image_png",

@@ -63,7 +63,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..api import AugmentedPair, AugPaint
 from ..batcher import BatcherClosed, QueueFull
-from ..data.imageio import TooManyPixels, decode_image, decode_label, image_header
+from ..data.imageio import TooManyPixels, decode_image, decode_label, decoded_bytes_per_pixel, image_header
 from ..errors import AugPaintError
 
 POLL_S = 0.25  # how often a waiting request checks for a disconnected client
@@ -86,13 +86,15 @@ class Limits:
     memory_budget_bytes: int = 1 << 30
 
 
-def estimated_bytes(width: int, height: int, model_size: int) -> int:
-    """Peak bytes to decode and prepare an upload pair of ``width x height``: the decoded image and label at full
-    size (up to 4 bytes a pixel each, plus one 4-byte mode conversion of the image) and, at the size the image is
-    reduced to (``decode_image(min_side=2 * model_size)``), its float copies and the label's int64 checks."""
+def estimated_bytes(image: tuple[int, int, str], label: tuple[int, int, str], model_size: int) -> int:
+    """Peak bytes to decode and prepare an upload pair from its headers ``(width, height, PIL mode)``: the decoded
+    image and label at full size (``decoded_bytes_per_pixel``) and, at the size the image is reduced to
+    (``decode_image(min_side=2 * model_size)``), its float copies and the label's int64 checks (96 bytes)."""
+    width, height, mode = image
     factor = max(1, min(width, height) // (2 * model_size))
     reduced = math.ceil(width / factor) * math.ceil(height / factor)
-    return 12 * width * height + 96 * reduced
+    return (width * height * decoded_bytes_per_pixel(mode) + label[0] * label[1] * decoded_bytes_per_pixel(label[2])
+            + 96 * reduced)
 
 
 class MemoryBudget:
@@ -320,14 +322,14 @@ def _pairs_zip(aug: AugPaint, pairs: list[AugmentedPair]) -> bytes:
 def _prepare(aug: AugPaint, budget: MemoryBudget, max_pixels: int, image_bytes: bytes, label_bytes: bytes,
              source_id: str | None):
     """Check the headers (sizes, pixels, memory), then decode the pair, reduced for the model, into a source."""
-    size, label_size = image_header(image_bytes, "image"), image_header(label_bytes, "label")
-    for name, (width, height) in (("image", size), ("label", label_size)):
+    image_hdr, label_hdr = image_header(image_bytes, "image"), image_header(label_bytes, "label")
+    for name, (width, height, _) in (("image", image_hdr), ("label", label_hdr)):
         if width * height > max_pixels:
             raise TooManyPixels(f"{name} is {width}x{height} pixels, more than the limit of {max_pixels}")
-    if size != label_size:
-        raise AugPaintError(f"the image is {size[1]}x{size[0]} but its label is {label_size[1]}x{label_size[0]}; "
-                            f"they must be the same size")
-    need = estimated_bytes(*size, aug.image_size)
+    if image_hdr[:2] != label_hdr[:2]:
+        raise AugPaintError(f"the image is {image_hdr[1]}x{image_hdr[0]} but its label is {label_hdr[1]}x"
+                            f"{label_hdr[0]}; they must be the same size")
+    need = estimated_bytes(image_hdr, label_hdr, aug.image_size)
     if need > budget.total:
         raise Refused(413, "memory_budget", f"the upload needs an estimated {need >> 20} MiB to decode, more than "
                                             f"the whole memory budget of {budget.total >> 20} MiB")
