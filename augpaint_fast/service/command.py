@@ -58,7 +58,8 @@ def add_serve_args(p: argparse.ArgumentParser, shipped_weights: Path) -> None:
                    help="seconds a request may wait for its pairs before a 503 (default 300)")
     b.add_argument("--header-timeout", type=float, default=5.0,
                    help="seconds a connection may take to send its request head (after opening or after its "
-                        "previous response) before it is closed: idle sockets cannot pile up (default 5)")
+                        "previous response), and may stay silent within a request body, before it is closed: idle "
+                        "or stalled sockets cannot pile up (default 5)")
     b.add_argument("--max-connections", type=int, default=64,
                    help="POST /augment requests handled at once (reading, decoding or waiting); more are answered "
                         "429 at once. /health is never limited and idle connections do not count (default 64)")

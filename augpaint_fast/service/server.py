@@ -1,5 +1,6 @@
-"""uvicorn for the service, with a deadline on the request head: a connection that has not sent a complete
-request head within ``header_timeout`` seconds of opening (or of its previous response) is closed.
+"""uvicorn for the service, with deadlines on what the client sends: a connection that has not sent a complete
+request head within ``header_timeout`` seconds of opening (or of its previous response), or that stays silent
+that long in the middle of a request body, is closed.
 
 uvicorn (0.55) bounds only the idle time *between* requests (``timeout_keep_alive``); a socket that connects and
 never sends a byte stays open for ever, and with a global ``limit_concurrency`` enough of them turn every request
@@ -17,7 +18,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 class HeadTimeoutH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection whose request head is not complete within ``header_timeout``
-    seconds; set the class attribute on a subclass (:func:`build_server` does)."""
+    seconds, or whose body stops for that long (unless uvicorn paused reading because the app is behind); set
+    the class attribute on a subclass (:func:`build_server` does)."""
 
     header_timeout: float = 5.0
     _head_timer: asyncio.TimerHandle | None = None
@@ -28,7 +30,9 @@ class HeadTimeoutH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the head is parsed (or the connection failed)
+        if self.conn.their_state is h11.SEND_BODY:  # the head is parsed: the body must keep coming
+            self._arm_head_timer()
+        elif self.conn.their_state is not h11.IDLE:  # the request is complete (or the connection failed)
             self._cancel_head_timer()
 
     def on_response_complete(self) -> None:
@@ -51,8 +55,12 @@ class HeadTimeoutH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self.transport.close()  # h11 cannot answer (408) before a request: just close
+        if self.transport.is_closing() or self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+            return
+        if self.conn.their_state is h11.SEND_BODY and self.flow.read_paused:
+            self._arm_head_timer()  # we stopped reading, not the client
+            return
+        self.transport.close()  # the app sees a disconnect; h11 cannot answer (408) before a request
 
 
 def build_server(app, host: str, port: int, *, header_timeout: float = 5.0, log_level: str = "info",

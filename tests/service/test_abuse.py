@@ -112,6 +112,28 @@ def test_idle_and_slow_head_sockets_neither_stall_the_service_nor_stay_open(serv
     assert _health(served.url) == 200
 
 
+def test_bodies_that_stall_are_dropped_and_free_their_augment_slots(served, phantom_data):
+    head = (f"POST /augment HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n").encode()
+    socks = [socket.create_connection(("127.0.0.1", served.port), timeout=5) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for s in socks:  # every /augment slot taken by a body that stops after its first bytes
+            s.sendall(head)
+        t0 = time.monotonic()
+        assert _health(served.url) == 200
+        for s in socks:
+            s.settimeout(HEADER_TIMEOUT_S + 20)
+            assert s.recv(1) == b""
+        assert time.monotonic() - t0 < HEADER_TIMEOUT_S + 30
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 10  # the app sees the disconnects and frees the slots
+    while (r := _post(served.url, _upload(phantom_data), n=1)).status_code == 429 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert r.status_code == 200, r.text
+
+
 def test_six_concurrent_4096_uploads_stay_within_the_memory_bound(served):
     image, label = _png(np.full((4096, 4096), 90, np.uint8)), _png(np.ones((4096, 4096), np.uint8))
     files = {"image": ("big.png", image, "image/png"), "label": ("big-label.png", label, "image/png")}
