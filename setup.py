@@ -83,10 +83,12 @@ setup(
             "openvino>=2024.0",
             "monai>=1.3",
             # service and Ray tests (the [serve] and [distributed] extras, plus httpx as the HTTP client)
-            "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27", "ray>=2.9",
+            "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "prometheus-client>=0.17", "httpx>=0.27",
+            "ray>=2.9",
         ],
         "seg": ["monai>=1.3", "matplotlib>=3.7"],  # train-seg, evaluate, filter, rand-aug (MONAI U-Net, losses, metrics, transforms)
-        "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9"],  # augpaint-fast serve
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9",  # augpaint-fast serve
+                  "prometheus-client>=0.17"],
         "distributed": ["ray>=2.9"],  # augpaint-fast sample --ray
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],

@@ -17,7 +17,8 @@ seed). One worker thread runs ``run_batch(key, items) -> results`` on up to ``ba
   items leave the queue); the worker goes on with the next batch.
 
 The future's result is the list of the request's item results, in order. :meth:`DynamicBatcher.stats`
-reports queue depth, batches, batch fill and samples/s for a metrics endpoint.
+reports queue depth, batches, batch fill and samples/s for a metrics endpoint; listeners added with
+:meth:`DynamicBatcher.add_batch_listener` see every finished batch (for histograms).
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ class DynamicBatcher:
         self._in_flight = 0
         self._batch_seconds = 0.0
         self._recent: deque[tuple[float, int]] = deque()  # (finish time, items) of recent batches
+        self._listeners: list[Callable[[int, float], None]] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -124,6 +126,10 @@ class DynamicBatcher:
                 "uptime_s": now - self._started,
                 "running": self._thread.is_alive() and not self._closed,
             }
+
+    def add_batch_listener(self, listener: Callable[[int, float], None]) -> None:
+        """Call ``listener(items, seconds)`` from the worker thread after every batch (it must not raise)."""
+        self._listeners.append(listener)
 
     def close(self, cancel_pending: bool = False, timeout: float | None = None) -> None:
         """Take no new requests; finish the queued ones (or cancel them) and stop the worker thread."""
@@ -196,6 +202,8 @@ class DynamicBatcher:
             _settle(req.future, result=req.results)
         for req in failed:
             _settle(req.future, error=error)
+        for listener in self._listeners:
+            listener(len(batch), now - t0)
 
 
 def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:

@@ -48,7 +48,20 @@ PIPELINE_CASES: list[Case] = []
 EXPORT_CASES: list[Case] = []
 
 # --- serve (refused before the server starts) --------------------------------------------------------------------
-SERVE_CASES: list[Case] = []
+SERVE_CASES: list[Case] = [
+    Case("serve-public-host-without-token", ["serve", "--weights", "{file}", "--host", "0.0.0.0", "--port", "1"], 2,
+         "is not a loopback address and no token is set"),  # {file} as weights: refused before loading them
+    Case("serve-token-file-missing", ["serve", "--weights", "{file}", "--token-file", "{tmp}/no-token"], 2,
+         "cannot read --token-file"),
+    Case("serve-token-too-short", ["serve", "--weights", "{file}", "--token-file", "{tmp}/short-token"], 2,
+         "at least 16 printable ASCII characters",
+         setup=lambda p: Path(p["tmp"], "short-token").write_text("abc\n")),
+    Case("serve-header-timeout-zero", ["serve", "--weights", "{file}", "--header-timeout", "0"], 2,
+         "--header-timeout must be a number > 0"),
+    Case("serve-memory-budget-negative", ["serve", "--weights", "{file}", "--memory-budget-mb", "-1"], 2,
+         "--memory-budget-mb must be a number > 0"),
+    Case("serve-max-pixels-zero", ["serve", "--weights", "{file}", "--max-pixels", "0"], 2, "--max-pixels must be"),
+]
 
 CASES = SAMPLE_CASES + TRAINING_CASES + PIPELINE_CASES + EXPORT_CASES + SERVE_CASES
 

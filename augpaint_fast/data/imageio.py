@@ -44,13 +44,16 @@ def _name(path, display) -> str:
     return display if display is not None else str(path)
 
 
-def _open_pil(path, display: str, max_pixels: int | None = None) -> Image.Image:
+def _open_pil(path, display: str, max_pixels: int | None = None, min_side: int | None = None) -> Image.Image:
     """Open and decode an image file (a path or a binary file object); ``max_pixels`` refuses larger images
-    from their header, before decoding (decompression bombs)."""
+    from their header, before decoding (decompression bombs); ``min_side`` reduces the image while decoding
+    (see :func:`decode_image`)."""
     try:
         img = Image.open(path)
         if max_pixels is not None and img.width * img.height > max_pixels:
             raise TooManyPixels(f"{display} is {img.width}x{img.height} pixels, more than the limit of {max_pixels}")
+        if min_side is not None and _reduction(img.size, min_side) > 1:
+            img.draft(img.mode, tuple(side // _reduction(img.size, min_side) for side in img.size))  # JPEG only
         img.load()  # decode now, so truncated files fail here
     except FileNotFoundError:
         raise AugPaintError(f"{display} does not exist") from None
@@ -59,7 +62,40 @@ def _open_pil(path, display: str, max_pixels: int | None = None) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AugPaintError(f"{display} is corrupt or truncated ({msg})") from None
+    if min_side is not None and _reduction(img.size, min_side) > 1:
+        img = _reducible(img).reduce(_reduction(img.size, min_side))
     return img
+
+
+def _reduction(size: tuple[int, int], min_side: int) -> int:
+    """The largest integer factor that keeps the short side of ``size`` at ``min_side`` or more (1: none)."""
+    return max(1, min(size) // min_side)
+
+
+def _reducible(img: Image.Image) -> Image.Image:
+    """``img`` in a mode ``Image.reduce`` averages, by the module's conversions (palette to RGB, 16-bit to 32)."""
+    converted = {"1": "L", "P": "RGB", "PA": "RGBA"}.get(img.mode, "I" if img.mode.startswith("I;16") else None)
+    return img if converted is None else img.convert(converted)
+
+
+def image_header(data: bytes, display: str = "image") -> tuple[int, int, str]:
+    """``(width, height, PIL mode)`` of an encoded image from its header alone (nothing is decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width, img.height, img.mode
+    except UnidentifiedImageError:
+        raise AugPaintError(f"{display} is not a readable image (corrupt or unknown format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AugPaintError(f"{display} is corrupt or truncated ({msg})") from None
+
+
+def decoded_bytes_per_pixel(mode: str) -> int:
+    """Bytes a pixel of a PIL image in ``mode`` takes once decoded, and once more for the conversion
+    :func:`decode_image` makes before reducing (palette to RGB, 1-bit to 8, 16-bit to 32)."""
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    converted = {"1": 1, "P": 4, "PA": 4}.get(mode, 4 if mode.startswith("I;16") else 0)
+    return stored + converted
 
 
 def _load_npy(path: Path, display: str) -> np.ndarray:
@@ -155,9 +191,17 @@ def read_image(path, display: str | None = None) -> np.ndarray:
     return image_from_array(_pil_to_array(_open_pil(path, display)), display)
 
 
-def decode_image(data: bytes, display: str = "image", max_pixels: int | None = None) -> np.ndarray:
-    """An encoded image (PNG, JPEG, TIFF, BMP bytes) as float32 ``[3, H, W]`` in [-1, 1], like ``read_image``."""
-    return image_from_array(_pil_to_array(_open_pil(io.BytesIO(data), display, max_pixels)), display)
+def decode_image(data: bytes, display: str = "image", max_pixels: int | None = None,
+                 min_side: int | None = None) -> np.ndarray:
+    """An encoded image (PNG, JPEG, TIFF, BMP bytes) as float32 ``[3, H, W]`` in [-1, 1], like ``read_image``.
+
+    ``max_pixels`` refuses a larger image (:class:`TooManyPixels`) from its header. ``min_side`` reduces an
+    image whose short side is at least twice that while decoding, by the largest integer factor that keeps the
+    short side at ``min_side`` or more (JPEG: decoded at a smaller scale with ``Image.draft``; else a box
+    filter, ``Image.reduce``, on the decoded pixels), so no float copy at full size is made; smaller images are
+    decoded exactly as ``read_image`` reads them.
+    """
+    return image_from_array(_pil_to_array(_open_pil(io.BytesIO(data), display, max_pixels, min_side)), display)
 
 
 def check_label_values(arr: np.ndarray, display: str, max_classes: int) -> np.ndarray:
@@ -227,9 +271,13 @@ def read_label(path, max_classes: int = 16, display: str | None = None) -> np.nd
 
 
 def decode_label(data: bytes, max_classes: int = 16, display: str = "label",
-                 max_pixels: int | None = None) -> np.ndarray:
-    """An encoded label map (PNG bytes, ...) as int64 ``[H, W]``, like ``read_label``."""
-    return _label_from_pil(_open_pil(io.BytesIO(data), display, max_pixels), display, max_classes)
+                 max_pixels: int | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An encoded label map (PNG bytes, ...) as int64 ``[H, W]``, like ``read_label``; ``size`` ``(H, W)``
+    resizes it (nearest neighbour, on the decoded class map) to the size its image was reduced to."""
+    img = _open_pil(io.BytesIO(data), display, max_pixels)
+    if size is not None and img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.NEAREST)
+    return _label_from_pil(img, display, max_classes)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -301,6 +349,8 @@ __all__ = [
     "label_from_array",
     "decode_image",
     "decode_label",
+    "image_header",
+    "decoded_bytes_per_pixel",
     "encode_image_png",
     "encode_label_png",
     "write_image_png",

@@ -93,8 +93,8 @@ def test_health_and_metrics(server):
     health = httpx.get(f"{server}/health", timeout=TIMEOUT)
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["batch_size"] == BATCH
     text = httpx.get(f"{server}/metrics", timeout=TIMEOUT).text
-    for name in ("augpaint_queue_depth", "augpaint_mean_batch_fill", "augpaint_samples_per_s",
-                 'augpaint_requests_total{outcome="refused"}'):
+    for name in ("augpaint_queue_depth", "augpaint_batch_fill_bucket", "augpaint_samples_per_s",
+                 "augpaint_augment_seconds_bucket", 'augpaint_requests_total{outcome="refused"}'):
         assert name in text
     stats = httpx.get(f"{server}/metrics", params={"format": "json"}, timeout=TIMEOUT).json()
     assert stats["queue_capacity"] == 64 and stats["settings"]["steps"] == STEPS
