@@ -18,7 +18,8 @@ is the single-process step on the global batch up to floating-point summation or
 checkpoints and the weights.
 
 A finished U-Net is kept: the same settings and steps report it, anything else is refused unless ``force``
-(``training.loop.finished_training``). Every argument is checked before any file is read or written.
+(``training.loop.finished_training``), and so is a U-Net older than the autoencoder beside it (trained on
+another autoencoder's latents). Every argument is checked before any file is read or written.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import UNET_FOLDERS, load_model, read_config, save_model
+from ..checkpoint import CONFIG_FILE, UNET_FOLDERS, load_model, read_config, save_model
 from ..conditional import MASK_VERSIONS, masked_images, training_masks
 from ..progress import progress as progress_bar
 from ..config import get_preset
@@ -67,6 +68,14 @@ def _flipped(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([images, images.flip(-1), images.flip(-2), images.flip(-1, -2)])
 
 
+def _check_trained_on_this_autoencoder(folder: Path) -> None:
+    """Refuse a finished U-Net older than the autoencoder beside it: it was trained on another one's latents."""
+    autoencoder = folder.parent / "autoencoder" / CONFIG_FILE  # save_model writes config.json last
+    if autoencoder.is_file() and autoencoder.stat().st_mtime_ns > (folder / CONFIG_FILE).stat().st_mtime_ns:
+        raise AugPaintError(f"{folder} holds a U-Net trained before {autoencoder.parent} was replaced; give --force "
+                            f"to train a new one on the new autoencoder's latents")
+
+
 def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 64,
               lr: float = 1e-3, seed: int = 0, ema_decay: float = 0.999, checkpoint_every: int = 500,
               conditional: bool = False, flip_augment: bool = False, nifti=None, device: str | None = None,
@@ -83,6 +92,7 @@ def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4
                 "conditional": conditional, "flip_augment": flip_augment}
     done = finished_training(folder, "unet", settings, steps, force)
     if done is not None:
+        _check_trained_on_this_autoencoder(folder)
         unet_cfg, _ = read_config(folder, "unet")
         return LDMTrainResult(steps=steps, final_loss=done.get("final_loss", float("nan")),
                               seconds=done.get("seconds", 0.0), latent_shift=unet_cfg.latent_shift,

@@ -164,6 +164,8 @@ def test_a_finished_model_is_reported_refused_or_replaced_with_force(data, tmp_p
     assert _files(w)["autoencoder/model.safetensors"] != before["autoencoder/model.safetensors"]
     capsys.readouterr()
     assert main(argv) == 0 and "already trained" in capsys.readouterr().out
+    with pytest.raises(AugPaintError, match="trained before"):  # the U-Net learnt the old autoencoder's latents
+        train_ldm(data, w, **SMALL)
 
 
 def test_every_file_training_writes_follows_the_umask(data, tmp_path, monkeypatch):
