@@ -97,7 +97,8 @@ def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps:
     cfg = get_preset(preset)
     folder = Path(weights) / "autoencoder"
     check_model_folder(folder)
-    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "disc": disc, "data": str(Path(data).resolve())}
+    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "disc": disc,
+                "data": str(Path(data).resolve())}
     done = finished_training(folder, "autoencoder", settings, steps, force)
     if done is not None:
         return AETrainResult(steps=steps, heldout_psnr=done.get("heldout_psnr_db", float("nan")),

@@ -133,9 +133,11 @@ def load_state(folder: Path, expected: dict) -> dict | None:
     except Exception as exc:  # torn, foreign, or carrying objects (code): say so rather than run or start over
         raise AugPaintError(f"{path} is not a readable training state ({type(exc).__name__}: only tensors and "
                             f"plain data are read); delete it to restart") from None
-    missing = [key for key in STATE_KEYS if key not in state] if isinstance(state, dict) else ["settings"]
-    if missing or not isinstance(state["settings"], dict):
-        raise AugPaintError(f"{path} is not a training state (no {(missing or ['settings'])[0]}); delete it to restart")
+    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
+        raise AugPaintError(f"{path} is not a training state (no settings); delete it to restart")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise AugPaintError(f"{path} is not a training state (no {', '.join(missing)}); delete it to restart")
     for key, value in expected.items():
         if state.get("settings", {}).get(key) != value:
             raise AugPaintError(f"{path} was saved with {key}={state.get('settings', {}).get(key)!r}, "

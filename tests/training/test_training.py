@@ -186,3 +186,12 @@ def test_every_file_training_writes_follows_the_umask(data, tmp_path, monkeypatc
     assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == \
         {p.relative_to(tmp_path).as_posix(): "0o644" for p in files}
     assert torch.load(tmp_path / "cut" / "autoencoder" / loop.STATE_FILE, weights_only=True)["step"] == 2
+
+
+def test_a_state_without_what_a_resume_needs_is_refused(tmp_path):
+    torch.save({"settings": {"preset": "tiny"}, "step": 3}, tmp_path / loop.STATE_FILE)
+    with pytest.raises(AugPaintError, match="no model, opt, seconds"):
+        loop.load_state(tmp_path, {"preset": "tiny"})
+    torch.save([1, 2], tmp_path / loop.STATE_FILE)
+    with pytest.raises(AugPaintError, match="no settings"):
+        loop.load_state(tmp_path, {"preset": "tiny"})
