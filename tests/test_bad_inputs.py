@@ -102,6 +102,12 @@ TRAINING_CASES: list[Case] = [
     Case("train-seg-state-runs-code", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1",
                                        "--channels", "8"], 2, "train_state.pt",
          absent=["{tmp}/ran", "{tmp}/run/config.json"], unchanged=["{tmp}/run"], setup=_plant_state("{tmp}/run")),
+    Case("train-seg-lr-inf", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1", "--lr", "inf"],
+         2, "--lr", absent=["{tmp}/run"]),
+    Case("train-seg-epochs-inf", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--epochs", "inf"], 2,
+         "--epochs", absent=["{tmp}/run"]),
+    Case("train-seg-seed-too-big", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1", "--seed",
+                                    str(2**64)], 2, "--seed", absent=["{tmp}/run"]),
 ]
 
 # --- pipeline ----------------------------------------------------------------------------------------------------
