@@ -5,7 +5,8 @@ it over ``path`` with ``os.replace`` (atomic on POSIX) and fsyncs the folder, so
 crash or ``kill -9``) sees either the old file or the complete new one, never a torn one. The temporary file
 is removed when ``write`` fails. Names of temporaries start with ``.`` and end with ``.tmp``. The file gets the
 mode a plain ``open`` would give it (0666 less the umask), not ``mkstemp``'s private 0600, so datasets and
-results written for a team stay readable by it.
+results written for a team stay readable by it; the mode is set after ``write``, as a writer may replace the
+temporary with a file of its own (safetensors' ``save_file`` writes a private 0600 file and renames it over).
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def atomic_write(path: Path | str, write: Callable[[Path], None], *, durable: bo
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
+        if not tmp.is_symlink():  # a link's mode is its target's, which is not this file's to change
+            os.chmod(tmp, 0o666 & ~_umask())
         if durable:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -95,20 +95,29 @@ def _parser() -> argparse.ArgumentParser:
     add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (distributed.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
-        t = sub.add_parser(name, help=f"train the {model} on every image of a dataset")
+        t = sub.add_parser(name, help=f"train the {model} on every image of a dataset",
+                           description=f"Train the {model} on every image of a dataset. An interrupted run "
+                           "resumes when rerun with the same settings. A finished model is never replaced by "
+                           "accident: the same command reports it, other settings (more --steps included: a "
+                           "finished run keeps no optimizer state to continue from) are refused unless --force, "
+                           "which trains a new model from scratch in its place.")
         _add_data_args(t)
         t.add_argument("--weights", type=Path, required=True, help="weights folder to write (and resume in)")
         t.add_argument("--preset", default="tiny", help="model preset: tiny, small or paper")
-        t.add_argument("--steps", type=int, default=4000)
-        t.add_argument("--batch-size", type=int, default=32 if name == "train-ae" else 64)
-        t.add_argument("--lr", type=float, default=1e-3)
+        t.add_argument("--steps", type=int, default=4000, help="optimizer steps, >= 1 (default 4000)")
+        batch = 32 if name == "train-ae" else 64
+        t.add_argument("--batch-size", type=int, default=batch, help=f"global batch, >= 1 (default {batch})")
+        t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, finite and > 0 (default 1e-3)")
         t.add_argument("--seed", type=int, default=0)
-        t.add_argument("--checkpoint-every", type=int, default=500)
+        t.add_argument("--checkpoint-every", type=int, default=500,
+                       help="steps between resumable checkpoints, >= 1 (default 500)")
+        t.add_argument("--force", action="store_true",
+                       help="replace a finished model trained with other settings (trains from scratch)")
         t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); under torchrun "
                                                       "each process takes its own GPU")
         if name == "train-ae":
             t.add_argument("--disc", action="store_true", help="add a PatchGAN loss after --disc-start steps")
-            t.add_argument("--disc-start", type=int, default=2000)
+            t.add_argument("--disc-start", type=int, default=2000, help="step the PatchGAN loss starts at, >= 0")
         else:
             t.add_argument("--conditional", action="store_true",
                            help="train the conditional U-Net (paper §3.1) into WEIGHTS/unet-cond/ for --variant cond")
@@ -190,15 +199,17 @@ def _train(args) -> None:
 
     report = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)  # torchrun: rank 0 reports
     common = dict(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                  checkpoint_every=args.checkpoint_every, nifti=_nifti(args), device=args.device)
+                  checkpoint_every=args.checkpoint_every, nifti=_nifti(args), device=args.device, force=args.force)
     if args.command == "train-ae":
         r = train_autoencoder(args.data, args.weights, disc=args.disc, disc_start=args.disc_start, **common)
-        report(f"autoencoder: {r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
+        done = "already trained, " if r.already_done else ""
+        report(f"autoencoder: {done}{r.steps} steps in {r.seconds:.0f} s, held-out PSNR {r.heldout_psnr:.2f} dB, "
               f"{r.codes_used} codes used -> {args.weights / 'autoencoder'}")
     else:
         r = train_ldm(args.data, args.weights, conditional=args.conditional, flip_augment=args.flip_augment,
                       **common)
-        report(f"{'unet-cond' if args.conditional else 'unet'}: {r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
+        done = "already trained, " if r.already_done else ""
+        report(f"{'unet-cond' if args.conditional else 'unet'}: {done}{r.steps} steps in {r.seconds:.0f} s, final loss {r.final_loss:.4f}, latent shift "
               f"{[round(v, 3) for v in r.latent_shift]} scale {[round(v, 3) for v in r.latent_scale]} "
               f"-> {args.weights / ('unet-cond' if args.conditional else 'unet')}")
 

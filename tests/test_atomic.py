@@ -29,3 +29,16 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(path, half)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_a_writer_that_replaces_the_temporary_still_gets_the_umask_mode(tmp_path):
+    """safetensors' save_file writes a private file and renames it over the temporary (issue 14, item 12)."""
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "model.safetensors", lambda tmp: save_file({"w": torch.zeros(2)}, str(tmp)))
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "model.safetensors").st_mode & 0o777 == 0o644

@@ -39,7 +39,76 @@ SAMPLE_CASES: list[Case] = [
 ]
 
 # --- training (train-ae, train-ldm, train-cond) -------------------------------------------------------------------
-TRAINING_CASES: list[Case] = []
+class _RunsCode:
+    """Pickles as a call of ``open(marker, "w")``: unpickling it (``torch.load(weights_only=False)``) creates the
+    marker file."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _plant_state(folder: str):
+    """A setup that puts a code-running ``train_state.pt`` into ``folder`` (placeholders allowed)."""
+
+    def setup(places: dict) -> None:
+        import torch
+
+        path = Path(folder.format(**places)) / "train_state.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"settings": {}, "payload": _RunsCode(f"{places['tmp']}/ran")}, path)
+
+    return setup
+
+
+def _train(command: str, *args: str, weights: str = "{weights}") -> list[str]:
+    return [command, "--data", "{data}", "--weights", weights, "--steps", "1", "--batch-size", "2", *args]
+
+
+TRAINING_CASES: list[Case] = [
+    # arguments that cannot give a trained model: refused before the (finished) weights are touched
+    Case("train-ae-steps-zero", _train("train-ae", "--steps", "0"), 2, "--steps"),
+    Case("train-ldm-steps-negative", _train("train-ldm", "--steps", "-1"), 2, "--steps"),
+    Case("train-ae-batch-zero", _train("train-ae", "--batch-size", "0", weights="{tmp}/w"), 2, "--batch-size",
+         absent=["{tmp}/w"]),
+    Case("train-ldm-batch-zero", _train("train-ldm", "--batch-size", "0"), 2, "--batch-size"),
+    Case("train-ldm-cond-batch-zero", _train("train-ldm", "--conditional", "--batch-size", "0"), 2, "--batch-size",
+         absent=["{weights}/unet-cond"]),
+    Case("train-ae-checkpoint-zero", _train("train-ae", "--checkpoint-every", "0", weights="{tmp}/w"), 2,
+         "--checkpoint-every", absent=["{tmp}/w"]),
+    Case("train-ae-lr-nan", _train("train-ae", "--lr", "nan", weights="{tmp}/w"), 2, "--lr", absent=["{tmp}/w"]),
+    Case("train-ae-lr-inf", _train("train-ae", "--lr", "inf", weights="{tmp}/w"), 2, "--lr", absent=["{tmp}/w"]),
+    Case("train-ldm-lr-zero", _train("train-ldm", "--lr", "0"), 2, "--lr"),
+    Case("train-ae-lr-negative", _train("train-ae", "--lr", "-0.001"), 2, "--lr"),
+    Case("train-ae-seed-too-big", _train("train-ae", "--seed", str(2**64), weights="{tmp}/w"), 2, "--seed",
+         absent=["{tmp}/w"]),
+    Case("train-ae-disc-start-negative", _train("train-ae", "--disc", "--disc-start", "-1", weights="{tmp}/w"), 2,
+         "--disc-start", absent=["{tmp}/w"]),
+    Case("train-ae-unknown-preset", _train("train-ae", "--preset", "huge", weights="{tmp}/w"), 2, "unknown preset",
+         absent=["{tmp}/w"]),
+    Case("train-ae-weights-is-a-file", _train("train-ae", weights="{file}"), 2, "not a folder",
+         unchanged=["{file}"]),
+    Case("train-ldm-no-autoencoder", _train("train-ldm", weights="{tmp}/w"), 2, "autoencoder", absent=["{tmp}/w"]),
+    # a finished model is not replaced by other settings without --force
+    Case("train-ae-finished-model-kept", _train("train-ae"), 2, "--force"),
+    Case("train-ldm-finished-model-kept", _train("train-ldm"), 2, "--force"),
+    # a resume state that would run code is refused unread
+    Case("train-ae-state-runs-code", _train("train-ae", weights="{tmp}/w"), 2, "train_state.pt",
+         absent=["{tmp}/ran"], unchanged=["{tmp}/w"], setup=_plant_state("{tmp}/w/autoencoder")),
+    Case("train-ldm-cond-state-runs-code", _train("train-ldm", "--conditional"), 2, "train_state.pt",
+         absent=["{tmp}/ran", "{weights}/unet-cond/model.safetensors"], setup=_plant_state("{weights}/unet-cond")),
+    Case("train-seg-state-runs-code", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1",
+                                       "--channels", "8"], 2, "train_state.pt",
+         absent=["{tmp}/ran", "{tmp}/run/config.json"], unchanged=["{tmp}/run"], setup=_plant_state("{tmp}/run")),
+    Case("train-seg-lr-inf", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1", "--lr", "inf"],
+         2, "--lr", absent=["{tmp}/run"]),
+    Case("train-seg-epochs-inf", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--epochs", "inf"], 2,
+         "--epochs", absent=["{tmp}/run"]),
+    Case("train-seg-seed-too-big", ["train-seg", "--data", "{data}", "--out", "{tmp}/run", "--steps", "1", "--seed",
+                                    str(2**64)], 2, "--seed", absent=["{tmp}/run"]),
+]
 
 # --- pipeline ----------------------------------------------------------------------------------------------------
 PIPELINE_CASES: list[Case] = []

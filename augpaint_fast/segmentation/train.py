@@ -57,7 +57,7 @@ from ..errors import AugPaintError
 from ..progress import progress as progress_bar
 from ..training.distributed import (DistContext, all_reduce_mean, barrier, init_distributed, shutdown,
                                     split_batch, unwrap, wrap_ddp)
-from ..training.loop import STATE_FILE, load_state, save_state
+from ..training.loop import SEED_RANGE, STATE_FILE, load_state, save_state
 from .augment import FLIPS, RECIPES, apply_joint, build_recipe, pair_seed
 from .model import SegModelConfig, build_unet, read_run_config, save_run
 
@@ -162,10 +162,12 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
         raise AugPaintError("give --epochs or --steps, not both (exactly one decides the training length)")
     if steps is None and epochs is None:
         epochs = DEFAULT_EPOCHS
-    if (steps is not None and steps < 1) or (epochs is not None and not epochs > 0):
-        raise AugPaintError(f"--steps must be >= 1 and --epochs > 0, got steps={steps}, epochs={epochs}")
-    if batch_size < 1 or not lr > 0 or checkpoint_every < 1:
-        raise AugPaintError("--batch-size and --checkpoint-every must be >= 1 and --lr > 0")
+    if (steps is not None and steps < 1) or (epochs is not None and not (math.isfinite(epochs) and epochs > 0)):
+        raise AugPaintError(f"--steps must be >= 1 and --epochs finite and > 0, got steps={steps}, epochs={epochs}")
+    if batch_size < 1 or not (math.isfinite(lr) and lr > 0) or checkpoint_every < 1:
+        raise AugPaintError("--batch-size and --checkpoint-every must be >= 1 and --lr finite and > 0")
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise AugPaintError(f"--seed must be in [-2**63, 2**64 - 1], got {seed}")
     if augment not in RECIPES or augment == "rand-aug":
         raise AugPaintError(f"--online-aug must be none, standard or light, got {augment!r}")
     if online_flip not in FLIPS:

@@ -6,7 +6,9 @@ offline. Dead codes (used fewer than ``dead_threshold`` times over the last ``re
 re-seeded from random encoder outputs, which keeps the whole codebook in use.
 
 The weights folder gets ``autoencoder/config.json`` + ``model.safetensors``; ``train_state.pt`` beside them is
-saved every ``checkpoint_every`` steps and a rerun with the same settings resumes from it.
+saved every ``checkpoint_every`` steps and a rerun with the same settings resumes from it. A finished
+autoencoder is kept: the same settings and steps report it, anything else is refused unless ``force``
+(``training.loop.finished_training``). Every argument is checked before any file is read or written.
 
 Data-parallel under ``torchrun`` as the LDM trainer (``training.ldm``): every process draws the same global
 batch and trains on its share; code-usage counts are summed over the processes and dead codes are re-seeded
@@ -14,6 +16,7 @@ from the whole global batch, identically everywhere. The PatchGAN term (``disc``
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,8 @@ from ..data import load_training_images
 from ..models import VQAutoencoder
 from ..errors import AugPaintError
 from .distributed import barrier, init_distributed, split_batch, unwrap, wrap_ddp
-from .loop import Batches, load_state, lr_at, psnr, save_state
+from .loop import (Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
+                   psnr, save_state)
 
 
 class PatchDiscriminator(nn.Module):
@@ -53,6 +57,7 @@ class AETrainResult:
     heldout_psnr: float
     codes_used: int
     seconds: float
+    already_done: bool = False  # a finished autoencoder with these settings was found and kept
 
 
 def _heldout_split(images: torch.Tensor, fraction: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,21 +73,43 @@ def evaluate(model: VQAutoencoder, images: torch.Tensor, batch_size: int = 64) -
     return psnr(torch.cat(recs), images)
 
 
+def _check_args(*, disc_start: int, disc_weight: float, reseed_every: int, dead_threshold: int, **common) -> None:
+    check_training_args(**common)
+    if disc_start < 0:
+        raise AugPaintError(f"--disc-start must be >= 0, got {disc_start}")
+    if not (math.isfinite(disc_weight) and disc_weight >= 0):
+        raise AugPaintError(f"the PatchGAN weight must be a finite number >= 0, got {disc_weight}")
+    if reseed_every < 1 or dead_threshold < 0:
+        raise AugPaintError(f"reseed_every must be >= 1 and dead_threshold >= 0, got {reseed_every} and "
+                            f"{dead_threshold}")
+
+
 def train_autoencoder(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 32,
                       lr: float = 1e-3, seed: int = 0, disc: bool = False, disc_start: int = 2000,
                       disc_weight: float = 0.1, reseed_every: int = 100, dead_threshold: int = 1,
                       checkpoint_every: int = 500, nifti=None, device: str | None = None,
-                      progress: bool = True) -> AETrainResult:
-    """Train (or resume training) the autoencoder of ``preset`` on ``data`` and save it under ``weights``."""
+                      progress: bool = True, force: bool = False) -> AETrainResult:
+    """Train (or resume training) the autoencoder of ``preset`` on ``data`` and save it under ``weights``;
+    ``force`` replaces a finished autoencoder trained with other settings (module docstring)."""
+    _check_args(steps=steps, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                disc_start=disc_start, disc_weight=disc_weight, reseed_every=reseed_every,
+                dead_threshold=dead_threshold)
+    cfg = get_preset(preset)
+    folder = Path(weights) / "autoencoder"
+    check_model_folder(folder)
+    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "disc": disc,
+                "data": str(Path(data).resolve())}
+    done = finished_training(folder, "autoencoder", settings, steps, force)
+    if done is not None:
+        return AETrainResult(steps=steps, heldout_psnr=done.get("heldout_psnr_db", float("nan")),
+                             codes_used=done.get("codes_used", 0), seconds=done.get("seconds", 0.0),
+                             already_done=True)
     ctx = init_distributed(device)
     share = split_batch(batch_size, ctx)
     mine = slice(ctx.rank * share, (ctx.rank + 1) * share)  # this process's part of every global batch
     if disc and ctx.distributed:
         raise AugPaintError("--disc (the PatchGAN term) trains in one process only; run train-ae without torchrun")
     progress = progress and ctx.is_rank0
-    cfg = get_preset(preset)
-    folder = Path(weights) / "autoencoder"
-    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "disc": disc, "data": str(Path(data).resolve())}
     images = torch.from_numpy(load_training_images(data, cfg.image_size, nifti=nifti, progress=progress))
     train_set, held = _heldout_split(images)
 

@@ -16,6 +16,10 @@ with one GPU per process). Every process draws the same global batch, timesteps 
 generator and trains on its contiguous share of it; DistributedDataParallel averages the gradients, so a step
 is the single-process step on the global batch up to floating-point summation order. Rank 0 writes the
 checkpoints and the weights.
+
+A finished U-Net is kept: the same settings and steps report it, anything else is refused unless ``force``
+(``training.loop.finished_training``), and so is a U-Net older than the autoencoder beside it (trained on
+another autoencoder's latents). Every argument is checked before any file is read or written.
 """
 from __future__ import annotations
 
@@ -28,15 +32,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import UNET_FOLDERS, load_model, save_model
+from ..checkpoint import CONFIG_FILE, UNET_FOLDERS, load_model, read_config, save_model
 from ..conditional import MASK_VERSIONS, masked_images, training_masks
 from ..progress import progress as progress_bar
 from ..config import get_preset
 from ..data import load_training_images
+from ..errors import AugPaintError
 from ..models import UNet
 from ..schedule import NUM_TRAIN_STEPS, alphas_cumprod
 from .distributed import all_reduce_mean, barrier, init_distributed, split_batch, unwrap, wrap_ddp
-from .loop import EMA, Batches, load_state, lr_at, save_state
+from .loop import (EMA, Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
+                   save_state)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class LDMTrainResult:
     seconds: float
     latent_shift: tuple[float, ...]
     latent_scale: tuple[float, ...]
+    already_done: bool = False  # a finished U-Net with these settings was found and kept
 
 
 @torch.no_grad()
@@ -61,20 +68,40 @@ def _flipped(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([images, images.flip(-1), images.flip(-2), images.flip(-1, -2)])
 
 
+def _check_trained_on_this_autoencoder(folder: Path) -> None:
+    """Refuse a finished U-Net older than the autoencoder beside it: it was trained on another one's latents."""
+    autoencoder = folder.parent / "autoencoder" / CONFIG_FILE  # save_model writes config.json last
+    if autoencoder.is_file() and autoencoder.stat().st_mtime_ns > (folder / CONFIG_FILE).stat().st_mtime_ns:
+        raise AugPaintError(f"{folder} holds a U-Net trained before {autoencoder.parent} was replaced; give --force "
+                            f"to train a new one on the new autoencoder's latents")
+
+
 def train_ldm(data: Path, weights: Path, *, preset: str = "tiny", steps: int = 4000, batch_size: int = 64,
               lr: float = 1e-3, seed: int = 0, ema_decay: float = 0.999, checkpoint_every: int = 500,
               conditional: bool = False, flip_augment: bool = False, nifti=None, device: str | None = None,
-              progress: bool = True) -> LDMTrainResult:
-    """Train (or resume training) the U-Net of ``preset`` on the latents of ``weights``' autoencoder."""
+              progress: bool = True, force: bool = False) -> LDMTrainResult:
+    """Train (or resume training) the U-Net of ``preset`` on the latents of ``weights``' autoencoder;
+    ``force`` replaces a finished U-Net trained with other settings (module docstring)."""
+    check_training_args(steps=steps, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every)
+    if not 0 <= ema_decay < 1:
+        raise AugPaintError(f"the EMA decay must be in [0, 1), got {ema_decay}")
+    cfg = get_preset(preset)
+    folder = Path(weights) / UNET_FOLDERS["cond" if conditional else "uncond"]
+    check_model_folder(folder)
+    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "data": str(Path(data).resolve()),
+                "conditional": conditional, "flip_augment": flip_augment}
+    done = finished_training(folder, "unet", settings, steps, force)
+    if done is not None:
+        _check_trained_on_this_autoencoder(folder)
+        unet_cfg, _ = read_config(folder, "unet")
+        return LDMTrainResult(steps=steps, final_loss=done.get("final_loss", float("nan")),
+                              seconds=done.get("seconds", 0.0), latent_shift=unet_cfg.latent_shift,
+                              latent_scale=unet_cfg.latent_scale, already_done=True)
     ctx = init_distributed(device)
     share = split_batch(batch_size, ctx)
     mine = slice(ctx.rank * share, (ctx.rank + 1) * share)  # this process's part of every global batch
     progress = progress and ctx.is_rank0
-    cfg = get_preset(preset)
     autoencoder, ae_cfg = load_model(Path(weights) / "autoencoder", "autoencoder")
-    folder = Path(weights) / UNET_FOLDERS["cond" if conditional else "uncond"]
-    settings = {"preset": preset, "batch_size": batch_size, "lr": lr, "seed": seed, "data": str(Path(data).resolve()),
-                "conditional": conditional, "flip_augment": flip_augment}
 
     images = torch.from_numpy(load_training_images(data, cfg.image_size, nifti=nifti, progress=progress))
     if flip_augment:

@@ -60,7 +60,7 @@ def test_two_gloo_processes_resume_a_run_and_match_one_process(seg_data, seg_tes
         m.setattr(BatchStream, "batch", batch_or_stop)
         with pytest.raises(KeyboardInterrupt):
             train_segmentation([seg_data], tmp_path / "ddp", **{**TINY, "augment": "light"})
-    assert torch.load(tmp_path / "ddp" / STATE_FILE, weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "ddp" / STATE_FILE, weights_only=True)["step"] == 2
     proc = _torchrun(seg_data, tmp_path / "ddp")
     assert proc.stdout.count("segmenter trained") == 1  # rank 0 reports, once
     meta = json.loads((tmp_path / "ddp" / "config.json").read_text())["training"]

@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_to_the_same_weights_and_refuses_other_settings(
         _interrupt_after(m, 5)
         with pytest.raises(KeyboardInterrupt):
             train_segmentation([seg_data], tmp_path / "cut", **cfg)
-    state = torch.load(tmp_path / "cut" / STATE_FILE, weights_only=False)
+    state = torch.load(tmp_path / "cut" / STATE_FILE, weights_only=True)
     assert state["step"] == 4 and not (tmp_path / "cut" / "config.json").exists()
     with pytest.raises(AugPaintError, match="lr"):
         train_segmentation([seg_data], tmp_path / "cut", **{**cfg, "lr": 1e-3})

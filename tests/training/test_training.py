@@ -1,9 +1,13 @@
 """Training: resumable, reproducible, and saving loadable checkpoints with the latent statistics."""
+import json
+import os
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from augpaint_fast.checkpoint import load_weights_folder
+from augpaint_fast.cli import main
 from augpaint_fast.errors import AugPaintError
 from augpaint_fast.phantom import make_phantom
 from augpaint_fast.training import loop, train_autoencoder, train_ldm
@@ -129,3 +133,65 @@ def test_training_masks_are_reproducible_boxes():
     coverage = training_masks(200, 32, seed=2).mean(dim=(2, 3, 4))
     assert 0.05 < coverage.mean() < 0.7  # 1-3 boxes of 10-60 % sides
     assert 0.03 < (coverage == 0).float().mean() < 0.2  # about one empty (unconditional) mask in ten
+
+
+SMALL = dict(preset="tiny", steps=2, batch_size=2, checkpoint_every=1, progress=False)
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_model_is_reported_refused_or_replaced_with_force(data, tmp_path, capsys):
+    w = tmp_path / "w"
+    first = train_autoencoder(data, w, **SMALL)
+    ldm = train_ldm(data, w, **SMALL)
+    before = _files(w)
+    again = train_autoencoder(data, w, **SMALL)  # the same settings: reported, nothing retrained
+    assert again.already_done and again.codes_used == first.codes_used
+    assert again.heldout_psnr == pytest.approx(first.heldout_psnr, abs=0.01)
+    ldm_again = train_ldm(data, w, **SMALL)
+    assert ldm_again.already_done and ldm_again.latent_shift == pytest.approx(ldm.latent_shift)
+    with pytest.raises(AugPaintError, match=r"\(steps\); give --force"):  # more steps: no state to continue from
+        train_autoencoder(data, w, **{**SMALL, "steps": 3})
+    with pytest.raises(AugPaintError, match=r"\(lr\); give --force"):
+        train_ldm(data, w, **{**SMALL, "lr": 2e-3})
+    assert _files(w) == before
+
+    argv = ["train-ae", "--data", str(data), "--weights", str(w), "--steps", "3", "--batch-size", "2"]
+    assert main(argv + ["--force"]) == 0
+    assert json.loads((w / "autoencoder" / "config.json").read_text())["training"]["steps"] == 3
+    assert _files(w)["autoencoder/model.safetensors"] != before["autoencoder/model.safetensors"]
+    capsys.readouterr()
+    assert main(argv) == 0 and "already trained" in capsys.readouterr().out
+    with pytest.raises(AugPaintError, match="trained before"):  # the U-Net learnt the old autoencoder's latents
+        train_ldm(data, w, **SMALL)
+
+
+def test_every_file_training_writes_follows_the_umask(data, tmp_path, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        train_autoencoder(data, tmp_path / "w", **SMALL)
+        train_ldm(data, tmp_path / "w", **SMALL)
+        train_ldm(data, tmp_path / "w", **SMALL, conditional=True)
+        with monkeypatch.context() as m:  # leave a resumable state behind
+            _interrupt_after(m, 2)
+            with pytest.raises(KeyboardInterrupt):
+                train_autoencoder(data, tmp_path / "cut", **{**SMALL, "steps": 3})
+    finally:
+        os.umask(old)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert tmp_path / "cut" / "autoencoder" / loop.STATE_FILE in files
+    assert {p.name for p in files} == {"config.json", "model.safetensors", loop.STATE_FILE}
+    assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == \
+        {p.relative_to(tmp_path).as_posix(): "0o644" for p in files}
+    assert torch.load(tmp_path / "cut" / "autoencoder" / loop.STATE_FILE, weights_only=True)["step"] == 2
+
+
+def test_a_state_without_what_a_resume_needs_is_refused(tmp_path):
+    torch.save({"settings": {"preset": "tiny"}, "step": 3}, tmp_path / loop.STATE_FILE)
+    with pytest.raises(AugPaintError, match="no model, opt, seconds"):
+        loop.load_state(tmp_path, {"preset": "tiny"})
+    torch.save([1, 2], tmp_path / loop.STATE_FILE)
+    with pytest.raises(AugPaintError, match="no settings"):
+        loop.load_state(tmp_path, {"preset": "tiny"})
