@@ -3,7 +3,9 @@
 // For every (sample b, group g) of x [B, C, H, W] with G groups of Cg = C / G channels:
 //
 //   mean, var = statistics of the Cg * H * W values of the group (biased variance, as torch's GroupNorm)
-//   rstd      = 1 / sqrt(var + eps)
+//   rstd      = 1 / sqrt(var + eps), or NaN when mean^2 overflows float32 (|mean| > ~1.8e19, or an inf/NaN
+//               in the group): torch's float32 E[x^2] - mean^2 is then inf - inf = NaN, and so is every
+//               output of the group (a non-finite input is never hidden behind finite outputs)
 //   y         = x * scale[c] + shift[c],  scale[c] = rstd * weight[c],  shift[c] = bias[c] - mean * scale[c]
 //   out       = silu ? y / (1 + exp(-y)) : y
 //
