@@ -17,6 +17,7 @@
 #include <initializer_list>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fused_step.h"
@@ -49,7 +50,7 @@ struct Tensor {
     std::string dtype;
     std::vector<int64_t> shape, strides;
     std::uintptr_t data = 0;
-    int64_t itemsize = 0;
+    int64_t itemsize = 0;  // 0 for a dtype no kernel takes (refused before any overlap check)
 
     int64_t numel() const {
         int64_t n = 1;
@@ -94,22 +95,84 @@ struct Tensor {
     }
 };
 
+// torch objects the checks compare against by identity, and interned attribute names: reading a tensor costs a
+// few attribute lookups (about 1 us), no str() and no name allocation per call. Kept for the process's life.
+struct TorchObjects {
+    struct Known {
+        PyObject* dtype;
+        const char* name;
+        int64_t itemsize;
+    };
+    PyObject* tensor_type;
+    PyObject* strided;
+    std::vector<Known> dtypes;  // the dtypes the kernels know
+    PyObject *layout, *is_cpu, *dtype, *shape, *stride, *data_ptr, *device;
+};
+
+const TorchObjects& torch_objects() {
+    static const TorchObjects objs = [] {
+        const py::module_ torch = py::module_::import("torch");
+        TorchObjects o{torch.attr("Tensor").ptr(), torch.attr("strided").ptr(), {}};
+        for (const auto& [name, size] : {std::pair<const char*, int64_t>{"float32", 4}, {"float16", 2},
+                                         {"bfloat16", 2}, {"uint8", 1}, {"bool", 1}, {"int64", 8}})
+            o.dtypes.push_back({torch.attr(name).ptr(), name, size});
+        o.layout = PyUnicode_InternFromString("layout");
+        o.is_cpu = PyUnicode_InternFromString("is_cpu");
+        o.dtype = PyUnicode_InternFromString("dtype");
+        o.shape = PyUnicode_InternFromString("shape");
+        o.stride = PyUnicode_InternFromString("stride");
+        o.data_ptr = PyUnicode_InternFromString("data_ptr");
+        o.device = PyUnicode_InternFromString("device");
+        return o;  // torch's module attributes live while torch is imported, i.e. for the process
+    }();
+    return objs;
+}
+
+py::object get_attr(py::handle obj, PyObject* name) {
+    PyObject* r = PyObject_GetAttr(obj.ptr(), name);
+    if (!r) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+}
+
+py::object call_method(py::handle obj, PyObject* name) {
+    PyObject* r = PyObject_CallMethodNoArgs(obj.ptr(), name);
+    if (!r) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+}
+
+std::vector<int64_t> int_tuple(const py::object& obj) {  // torch.Size or a tuple of ints
+    if (!PyTuple_Check(obj.ptr())) throw py::type_error("expected a tuple of ints");
+    std::vector<int64_t> v(PyTuple_GET_SIZE(obj.ptr()));
+    for (size_t i = 0; i < v.size(); ++i) {
+        v[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(obj.ptr(), i));
+        if (v[i] == -1 && PyErr_Occurred()) throw py::error_already_set();
+    }
+    return v;
+}
+
 Tensor read_tensor(const char* fn, const char* name, py::handle obj) {
-    static PyObject* tensor_type = py::object(py::module_::import("torch").attr("Tensor")).release().ptr();  // kept for life
-    const int is_tensor = PyObject_IsInstance(obj.ptr(), tensor_type);
+    const TorchObjects& torch = torch_objects();
+    const int is_tensor = PyObject_IsInstance(obj.ptr(), torch.tensor_type);
     if (is_tensor < 0) throw py::error_already_set();
-    if (!is_tensor) fail(fn, std::string(name) + " must be a torch.Tensor, got " + py::type::of(obj).attr("__name__").cast<std::string>());
-    Tensor t{fn, name};
-    if (py::str(obj.attr("layout")).cast<std::string>() != "torch.strided")
+    if (!is_tensor)
+        fail(fn, std::string(name) + " must be a torch.Tensor, got " +
+                     py::type::of(obj).attr("__name__").cast<std::string>());
+    if (get_attr(obj, torch.layout).ptr() != torch.strided)
         fail(fn, std::string(name) + " must be a dense (strided) tensor");
-    const std::string device = py::str(obj.attr("device")).cast<std::string>();
-    if (device != "cpu") fail(fn, std::string(name) + " is on " + device + "; the C++ kernels read CPU memory only");
-    t.dtype = py::str(obj.attr("dtype")).cast<std::string>();
-    if (t.dtype.rfind("torch.", 0) == 0) t.dtype.erase(0, 6);
-    t.shape = obj.attr("shape").cast<std::vector<int64_t>>();
-    t.strides = obj.attr("stride")().cast<std::vector<int64_t>>();
-    t.data = obj.attr("data_ptr")().cast<std::uintptr_t>();
-    t.itemsize = obj.attr("element_size")().cast<int64_t>();
+    if (get_attr(obj, torch.is_cpu).ptr() != Py_True)
+        fail(fn, std::string(name) + " is on " + py::str(get_attr(obj, torch.device)).cast<std::string>() +
+                     "; the C++ kernels read CPU memory only");
+    Tensor t{fn, name};
+    const py::object dtype = get_attr(obj, torch.dtype);
+    for (const TorchObjects::Known& k : torch.dtypes)
+        if (dtype.ptr() == k.dtype) {
+            t.dtype = k.name;
+            t.itemsize = k.itemsize;
+        }
+    if (t.dtype.empty()) t.dtype = py::str(dtype).cast<std::string>().substr(6);  // "torch.float64" -> "float64"
+    t.shape = int_tuple(get_attr(obj, torch.shape));
+    t.strides = int_tuple(call_method(obj, torch.stride));
+    t.data = call_method(obj, torch.data_ptr).cast<std::uintptr_t>();
     return t;
 }
 
