@@ -14,8 +14,8 @@
 // arithmetic is float32. Two passes over memory: one reads the group for its statistics (per block of
 // kBlock elements: a sum, then the squared deviations from the block's mean while the block is still in L1;
 // blocks combined with Chan et al.'s pairwise update, so a large mean does not cancel the variance away), one
-// reads x again and writes out. Layouts: NCHW contiguous or NHWC contiguous (channels_last); the Python side
-// (augpaint_fast/fused_norm.py) validates device, dtype, shape and layout before passing pointers.
+// reads x again and writes out. Layouts: NCHW contiguous or NHWC contiguous (channels_last); the binding
+// (ext.cpp) checks device, dtype, shape and layout of every tensor before passing pointers.
 #pragma once
 
 #include <cstdint>

@@ -8,12 +8,14 @@ no crash. A batch of 0 returns an empty result, as the reference does.
 from __future__ import annotations
 
 import re
+import types
 from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 import torch
 
+import augpaint_fast
 from augpaint_fast import fused, fused_norm
 from augpaint_fast.sampler import fused_step_ref
 from augpaint_fast.schedule import ddim_schedule
@@ -190,3 +192,17 @@ def test_batch_of_zero_returns_an_empty_result():
         got = fused_norm.group_norm_silu_cpp(x, w, b, 2, 1e-5)
         ref = fused_norm.group_norm_silu_ref(x, w.to(x.dtype), b.to(x.dtype), 2, 1e-5)
         assert got.shape == ref.shape == (0, 4, 3, 3) and got.dtype == ref.dtype
+
+
+def test_an_older_build_is_not_called(monkeypatch):
+    """An _C built before the bindings took tensors (ABI 1) takes other arguments: the dispatcher falls back to
+    the reference and says why, instead of calling it."""
+    monkeypatch.setenv(fused.ENV_VAR, "auto")
+    monkeypatch.setattr(augpaint_fast, "_C", types.SimpleNamespace(ABI_VERSION=1))
+    fused._cpp.cache_clear()
+    try:
+        mod, why = fused._cpp()
+        assert mod is None and "ABI 1" in why and "reinstall" in why
+        assert fused.select_path("cpu")[0] == "ref"
+    finally:
+        fused._cpp.cache_clear()
