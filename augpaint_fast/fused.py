@@ -27,9 +27,10 @@ from .sampler import fused_step_ref
 PATHS = ("ref", "cpp", "triton")
 ENV_VAR = "AUGPAINT_KERNELS"
 
-# dtype codes of augpaint_fast._C (csrc/fused_step.h: DType)
-_CPP_LATENT = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-_CPP_MASK = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.uint8: 3, torch.bool: 3}
+# storage dtypes the C++ kernel takes (csrc/fused_step.h: DType)
+_CPP_LATENT = (torch.float32, torch.float16, torch.bfloat16)
+_CPP_MASK = (torch.float32, torch.float16, torch.bfloat16, torch.uint8, torch.bool)
+_CPP_ABI = 2  # augpaint_fast._C.ABI_VERSION these wrappers call (2: tensor arguments, checked by the bindings)
 
 
 @lru_cache(maxsize=None)
@@ -39,6 +40,9 @@ def _cpp():
         from . import _C  # type: ignore[attr-defined]
     except ImportError as exc:
         return None, f"C++ extension augpaint_fast._C not built/importable ({exc}); reinstall with a C++ compiler"
+    abi = getattr(_C, "ABI_VERSION", None)
+    if abi != _CPP_ABI:
+        return None, f"augpaint_fast._C has ABI {abi}, these wrappers need {_CPP_ABI} (an older build); reinstall"
     return _C, None
 
 
@@ -136,26 +140,14 @@ def _check_operands(z_in, eps, z0, mask, uids, table=None) -> None:
                          f"on one device")
 
 
-def _require_cpu_buffer(name: str, t: torch.Tensor, dtype: torch.dtype | tuple, shape: tuple) -> None:
-    """The C++ kernel reads raw pointers: refuse anything but a contiguous CPU tensor of the expected kind."""
-    dtypes = dtype if isinstance(dtype, tuple) else (dtype,)
-    if t.device.type != "cpu":
-        raise ValueError(f"C++ fused step: {name} is on {t.device}; the C++ kernel reads CPU memory only")
-    if t.dtype not in dtypes:
-        raise ValueError(f"C++ fused step: {name} is {t.dtype}, expected {' or '.join(map(str, dtypes))}")
-    if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"C++ fused step: {name} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-    if not t.is_contiguous():
-        raise ValueError(f"C++ fused step: {name} is not contiguous")
-
-
 def fused_step_cpp(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask: torch.Tensor,
                    table: torch.Tensor, j: int | torch.Tensor, seed: int, uids: torch.Tensor, *,
                    out: torch.Tensor | None = None, num_threads: int = 0) -> torch.Tensor:
     """The fused step with the C++/OpenMP kernel (CPU tensors); same contract as ``fused_step_ref``.
 
-    Every operand must be a CPU tensor (a tensor on another device raises ValueError: the kernel reads raw
-    pointers). Zero-copy for contiguous inputs that share one latent dtype (fp32/fp16/bf16) and a mask in
+    Every operand must be a CPU tensor (a tensor on another device raises ValueError: the binding checks device,
+    dtype, shape and layout of every tensor before the kernel reads it). A batch of 0 returns an empty result.
+    Zero-copy for contiguous inputs that share one latent dtype (fp32/fp16/bf16) and a mask in
     fp32/fp16/bf16/uint8/bool; anything else is converted first (mixed latent dtypes run in fp32 and are cast
     back, exactly the reference's rounding). ``out`` may be ``z_in`` (in place).
     """
@@ -169,9 +161,7 @@ def fused_step_cpp(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask
     out_dtype = z_in.dtype
     dt = z_in.dtype if (z_in.dtype in _CPP_LATENT and eps.dtype == z_in.dtype == z0.dtype) else torch.float32
     z, e, c = (x.to(dt).contiguous() for x in (z_in, eps, z0))
-    m, per_element = canonical_mask(mask, z.shape, tuple(_CPP_MASK))
-    if m.dtype == torch.bool:
-        m = m.view(torch.uint8)
+    m = canonical_mask(mask, z.shape, _CPP_MASK)[0]
     tab = table.to(torch.float32).contiguous()
     step = int(j)
     if tab.dim() != 2 or tab.shape[1] != 8:
@@ -179,18 +169,12 @@ def fused_step_cpp(z_in: torch.Tensor, eps: torch.Tensor, z0: torch.Tensor, mask
     if not 0 <= step < tab.shape[0]:
         raise IndexError(f"step {step} outside the schedule's {tab.shape[0]} calls")
     u = uids.reshape(-1).contiguous()
-    B, C, h, w = z.shape
+    B = z.shape[0]
     if u.numel() != B:
         raise ValueError(f"{u.numel()} uids for a batch of {B}")
     direct = out is not None and dt == out_dtype and out.dtype == dt and out.shape == z.shape and out.is_contiguous()
     res = out if direct else torch.empty_like(z)
-    for name, t, dtype, shape in (("out", res, dt, z.shape), ("z_in", z, dt, z.shape), ("eps", e, dt, z.shape),
-                                  ("z0", c, dt, z.shape), ("mask", m, tuple(_CPP_MASK), m.shape),
-                                  ("table", tab, torch.float32, tab.shape), ("uids", u, torch.int64, (B,))):
-        _require_cpu_buffer(name, t, dtype, shape)
-    mod.fused_step(res.data_ptr(), z.data_ptr(), e.data_ptr(), c.data_ptr(), m.data_ptr(), tab.data_ptr(),
-                   tab.shape[0], u.data_ptr(), B, C, h * w, per_element, _CPP_LATENT[dt], _CPP_MASK[m.dtype],
-                   step, int(seed) & 0xFFFFFFFF, num_threads)
+    mod.fused_step(res, z, e, c, m, tab, u, step, int(seed) & 0xFFFFFFFF, num_threads)
     if res.dtype != out_dtype:
         res = res.to(out_dtype)
     if out is not None and res is not out:

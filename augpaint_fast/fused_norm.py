@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from . import fused
 
-_CPP_DTYPES = {torch.float32: 0, torch.bfloat16: 2}  # csrc/storage.h DType codes
+_CPP_DTYPES = (torch.float32, torch.bfloat16)  # storage dtypes of the C++ kernel
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -103,16 +103,13 @@ def group_norm_silu_cpp(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     mod, why = _cpp_module()
     if mod is None:
         raise RuntimeError(why)
-    channels_last = _check_operands(x, weight, bias, num_groups, "cpu", tuple(_CPP_DTYPES))
+    channels_last = _check_operands(x, weight, bias, num_groups, "cpu", _CPP_DTYPES)
     if not channels_last:
         x = x.contiguous()
     w = weight.detach().to(torch.float32).contiguous()
     b = bias.detach().to(torch.float32).contiguous()
     out = torch.empty_like(x, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    B, C, H, W = x.shape
-    if out.numel():
-        mod.group_norm_silu(out.data_ptr(), x.data_ptr(), w.data_ptr(), b.data_ptr(), B, C, H * W, int(num_groups),
-                            float(eps), bool(silu), channels_last, _CPP_DTYPES[x.dtype], int(num_threads))
+    mod.group_norm_silu(out, x, w, b, int(num_groups), float(eps), bool(silu), int(num_threads))
     return out
 
 

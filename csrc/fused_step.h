@@ -12,7 +12,7 @@
 // evaluated in float32 in exactly this order (the build uses -ffp-contract=off, so no FMA contraction and the
 // float32 arithmetic is the reference's, operation for operation). Storage is float32, float16 or bfloat16
 // (converted with branch-free bit arithmetic, round-to-nearest-even like torch); the mask may also be
-// uint8/bool. All tensors are contiguous (the Python side makes them so).
+// uint8/bool. All tensors are contiguous (the binding in ext.cpp checks every tensor before calling).
 //
 // RNG contract (bit-identical to augpaint_fast/rng.py): key = (seed, uid), counter = (element index, stream,
 // 0, 0) with the element index the position in the sample's own C*h*w latent; u = (float(x) + 0.5) * 2^-32

@@ -212,8 +212,9 @@ const char* clone_name() {
 }  // namespace
 
 void fused_step_cpu(const FusedStepArgs& a) {
-    if (!a.out || !a.z_in || !a.eps || !a.z0 || !a.mask || !a.uids) throw std::invalid_argument("null pointer");
     if (a.batch < 0 || a.channels <= 0 || a.plane < 0) throw std::invalid_argument("bad shape");
+    if (a.batch == 0 || a.plane == 0) return;  // empty tensors may have null data pointers
+    if (!a.out || !a.z_in || !a.eps || !a.z0 || !a.mask || !a.uids) throw std::invalid_argument("null pointer");
     if (a.dtype != DType::F32 && a.dtype != DType::F16 && a.dtype != DType::BF16)
         throw std::invalid_argument("latent dtype must be float32, float16 or bfloat16");
     if (a.step < 0 || 3 + 2 * a.step > 0xFFFFFFFFll) throw std::invalid_argument("bad step index");

@@ -3,7 +3,9 @@
 // For every (sample b, group g) of x [B, C, H, W] with G groups of Cg = C / G channels:
 //
 //   mean, var = statistics of the Cg * H * W values of the group (biased variance, as torch's GroupNorm)
-//   rstd      = 1 / sqrt(var + eps)
+//   rstd      = 1 / sqrt(var + eps), or NaN when mean^2 overflows float32 (|mean| > ~1.8e19, or an inf/NaN
+//               in the group): torch's float32 E[x^2] - mean^2 is then inf - inf = NaN, and so is every
+//               output of the group (a non-finite input is never hidden behind finite outputs)
 //   y         = x * scale[c] + shift[c],  scale[c] = rstd * weight[c],  shift[c] = bias[c] - mean * scale[c]
 //   out       = silu ? y / (1 + exp(-y)) : y
 //
@@ -12,8 +14,8 @@
 // arithmetic is float32. Two passes over memory: one reads the group for its statistics (per block of
 // kBlock elements: a sum, then the squared deviations from the block's mean while the block is still in L1;
 // blocks combined with Chan et al.'s pairwise update, so a large mean does not cancel the variance away), one
-// reads x again and writes out. Layouts: NCHW contiguous or NHWC contiguous (channels_last); the Python side
-// (augpaint_fast/fused_norm.py) validates device, dtype, shape and layout before passing pointers.
+// reads x again and writes out. Layouts: NCHW contiguous or NHWC contiguous (channels_last); the binding
+// (ext.cpp) checks device, dtype, shape and layout of every tensor before passing pointers.
 #pragma once
 
 #include <cstdint>

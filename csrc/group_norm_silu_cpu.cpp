@@ -15,6 +15,7 @@
 #include "group_norm_silu.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -64,6 +65,18 @@ struct Moments {
     }
 };
 
+// 1 / sqrt(var + eps) of a group, or NaN when its statistics overflow float32 as the reference's do: torch
+// computes var = E[x^2] - mean^2 in float32, which is inf - inf = NaN once mean^2 overflows (|mean| > ~1.8e19,
+// or an inf/NaN in the group), and the NaN reaches every output of the group. A variance that alone
+// overflows is inf there and here (rstd = 0: the group's outputs are the bias).
+AUGPAINT_INLINE float group_rstd(const Moments& m, float eps) {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    if (!(m.mean * m.mean < std::numeric_limits<float>::infinity())) return nan;  // also catches a NaN mean
+    float var = m.m2 / static_cast<float>(m.n);
+    var = var > 0.0f ? var : 0.0f;
+    return 1.0f / std::sqrt(var + eps);
+}
+
 // Statistics of one contiguous run (NCHW group), block by block.
 template <DType D>
 AUGPAINT_INLINE Moments moments_contiguous(const typename Storage<D>::T* x, int64_t n) {
@@ -96,9 +109,7 @@ AUGPAINT_INLINE void group_nchw(const GroupNormArgs& a, int64_t b, int64_t g) {
     const T* x = static_cast<const T*>(a.x) + base;
     T* out = static_cast<T*>(a.out) + base;
     const Moments m = moments_contiguous<D>(x, cg * HW);
-    float var = m.m2 / static_cast<float>(m.n);
-    var = var > 0.0f ? var : 0.0f;
-    const float rstd = 1.0f / std::sqrt(var + a.eps);
+    const float rstd = group_rstd(m, a.eps);
     for (int64_t c = 0; c < cg; ++c) {
         const float scale = rstd * a.weight[c0 + c];
         const float shift = a.bias[c0 + c] - m.mean * scale;
@@ -161,9 +172,7 @@ AUGPAINT_INLINE void sample_nhwc(const GroupNormArgs& a, int64_t b) {
     for (int64_t g = 0; g < G; ++g) {
         Moments m;
         for (int64_t c = g * cg; c < (g + 1) * cg; ++c) m.add(HW, mean[c], m2[c]);
-        float var = m.m2 / static_cast<float>(m.n);
-        var = var > 0.0f ? var : 0.0f;
-        const float rstd = 1.0f / std::sqrt(var + a.eps);
+        const float rstd = group_rstd(m, a.eps);
         for (int64_t c = g * cg; c < (g + 1) * cg; ++c) {
             scale[c] = rstd * a.weight[c];
             shift[c] = a.bias[c] - m.mean * scale[c];
@@ -193,16 +202,16 @@ AUGPAINT_CLONES void run_item(const GroupNormArgs& a, int64_t it) {
 }  // namespace
 
 void group_norm_silu_cpu(const GroupNormArgs& a) {
-    if (!a.out || !a.x || !a.weight || !a.bias) throw std::invalid_argument("null pointer");
     if (a.batch < 0 || a.channels <= 0 || a.plane < 0 || a.groups <= 0 || a.channels % a.groups)
         throw std::invalid_argument("bad shape: need B >= 0, C > 0, H*W >= 0 and C divisible by the groups");
+    if (a.batch == 0 || a.plane == 0) return;  // empty tensors may have null data pointers
+    if (!a.out || !a.x || !a.weight || !a.bias) throw std::invalid_argument("null pointer");
     if (a.dtype != DType::F32 && a.dtype != DType::BF16)
         throw std::invalid_argument("group_norm_silu: storage dtype must be float32 or bfloat16");
     if (!(a.eps >= 0.0f)) throw std::invalid_argument("eps must be >= 0");
     const int64_t items = a.channels_last ? a.batch : a.batch * a.groups;
-    const int64_t total = a.batch * a.channels * a.plane;
-    if (total == 0) return;
 #ifdef _OPENMP
+    const int64_t total = a.batch * a.channels * a.plane;
     const int nt = a.num_threads > 0 ? a.num_threads : omp_get_max_threads();
     const bool par = total >= kParallelMin && nt > 1 && items > 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (par)

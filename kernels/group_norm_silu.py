@@ -4,7 +4,8 @@ For every (sample b, group g) of x [B, C, H, W] with G groups of Cg = C / G chan
 biased variance, ``rstd = 1 / sqrt(var + eps)``, ``y = x * scale[c] + shift[c]`` with ``scale = rstd * weight``
 and ``shift = bias - mean * scale``, then ``y / (1 + exp(-y))`` when ``silu``: the reference
 ``F.silu(F.group_norm(x, G, weight, bias, eps))``, computed in float32 whatever the storage dtype (float32,
-bfloat16 or float16; out has x's dtype and memory format) and rounded once.
+bfloat16 or float16; out has x's dtype and memory format) and rounded once. Non-finite statistics propagate as
+the reference's do: a group whose mean^2 overflows float32 (or that holds an inf/NaN) is NaN throughout.
 
 One program per (sample, group). Pass 1 reads the group block by block: each block's sum, then the squared
 deviations from the block's mean from the registers it already holds, merged into the running (count, mean,
@@ -73,7 +74,9 @@ def _group_norm_silu_kernel(
         m2 = m2 + m2_b + delta * delta * (cnt * nb / tot)
         cnt = tot
     var = tl.maximum(m2 / cnt, 0.0)
-    rstd = 1.0 / tl.sqrt(var + eps)
+    # NaN when mean^2 overflows float32 (|mean| > ~1.8e19, or an inf/NaN in the group), as the reference's
+    # E[x^2] - mean^2 = inf - inf: every output of the group is then NaN, never a finite stand-in
+    rstd = tl.where(mean * mean < float("inf"), 1.0 / tl.sqrt(var + eps), float("nan"))
 
     # pass 2: y = x * scale[c] + shift[c], SiLU, one rounding to the storage dtype
     for start in range(0, n, BLOCK):

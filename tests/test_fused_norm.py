@@ -101,6 +101,43 @@ def test_cpp_constant_group_and_large_mean():
     check_bound(got, fused_norm.group_norm_silu_ref(x, w, b, 4, 1e-5), r64, mag, torch.float32)
 
 
+def overflow_inputs(dtype, channels_last):
+    """x [2, 8, 8, 8] in 4 groups whose float32 statistics overflow as torch's do, weight, bias and the groups
+    the reference makes NaN. Group 0: ordinary. Groups 1 (constant 1e30) and 2 (noise of scale 1e30): mean^2
+    overflows, torch's E[x^2] - mean^2 is inf - inf (NaN). Group 3: one +inf in sample 0 (NaN); noise of scale
+    3e19 in sample 1, where only E[x^2] overflows (var = inf, rstd = 0: the outputs are the bias, finite)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 8, 8, 8, generator=g)
+    x[:, 2:4] = 1e30
+    x[:, 4:6] *= 1e30
+    x[0, 6, 3, 3] = float("inf")
+    x[1, 6:8] *= 3e19
+    x = x.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    nan_groups = torch.tensor([[False, True, True, True], [False, True, True, False]])
+    return x, torch.randn(8, generator=g), torch.randn(8, generator=g), nan_groups
+
+
+def check_overflow_like_reference(kernel, dtype, channels_last, silu):
+    """NaN exactly where the reference is NaN (whole groups), finite values close (2 ulps in bf16)."""
+    x, w, b, nan_groups = overflow_inputs(dtype, channels_last)
+    ref = fused_norm.group_norm_silu_ref(x, w.to(dtype), b.to(dtype), 4, 1e-5, silu).float()
+    assert torch.equal(ref.isnan(), nan_groups.repeat_interleave(2, 1)[:, :, None, None].expand_as(ref))
+    got = kernel(x, w, b, 4, 1e-5, silu)
+    assert got.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 2.0**-6
+    torch.testing.assert_close(got.float(), ref, rtol=tol, atol=tol, equal_nan=True)
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("silu", [True, False], ids=["silu", "norm"])
+def test_cpp_propagates_overflowing_statistics_like_reference(dtype, channels_last, silu):
+    check_overflow_like_reference(fused_norm.group_norm_silu_cpp, dtype, channels_last, silu)
+
+
 @needs_cpp
 def test_cpp_threads_and_batch_do_not_change_a_bit():
     x, w, b = make_inputs((5, 12, 20, 20), torch.bfloat16)

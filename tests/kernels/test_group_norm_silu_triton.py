@@ -50,6 +50,16 @@ def test_triton_matches_reference(dtype, shape, groups, channels_last, silu, rec
     record_property("kernel_path", f"triton-{DEV}")
 
 
+@pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  # the interpreter's numpy overflows, as meant
+@pytest.mark.parametrize("dtype", cpu_tests.DTYPES, ids=lambda d: str(d).split(".")[-1])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_triton_propagates_overflowing_statistics_like_reference(dtype, channels_last):
+    def kernel(x, w, b, groups, eps, silu):
+        return K.group_norm_silu(x.to(DEV), w.to(DEV), b.to(DEV), groups, eps, silu).cpu()
+
+    cpu_tests.check_overflow_like_reference(kernel, dtype, channels_last, silu=True)
+
+
 def test_triton_rejects_mixed_devices_and_bad_shapes():
     x, w, b = cpu_tests.make_inputs((1, 4, 3, 3), torch.float32)
     with pytest.raises(ValueError, match="all operands must share a device"):
