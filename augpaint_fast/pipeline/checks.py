@@ -37,7 +37,10 @@ def _check_settings(opts) -> None:
     check_options(SampleOptions(n=opts.n, steps=opts.steps, mask_mode=opts.mask, seed=opts.seed,
                                 paste_back=opts.paste_back, engine=opts.engine))
     check_engine(opts.engine)
-    SegModelConfig(classes=1, channels=opts.seg_channels, size=opts.seg_size)  # checks --seg-channels, --seg-size
+    try:  # the segmenter's own rules, under this command's flag names
+        SegModelConfig(classes=1, channels=opts.seg_channels, size=opts.seg_size)
+    except AugPaintError as e:
+        raise AugPaintError(str(e).replace("--size", "--seg-size").replace("--channels", "--seg-channels")) from None
 
 
 def _check_models(opts) -> None:
