@@ -74,7 +74,7 @@ def _check_data(opts) -> None:
         raise AugPaintError(f"every label of {opts.data} is empty: nothing to segment")
     eligible = [c for c, ids in cases.items() if any(i in foreground for i in ids)]
     if max(opts.labelled) > len(eligible):
-        raise AugPaintError(f"--labelled {max(opts.labelled)} asks for more labelled cases than {opts.data} has: "
-                            f"{len(eligible)} case(s) with a labelled foreground")
+        raise AugPaintError(f"--labelled {max(opts.labelled)}: {max(opts.labelled)} labelled cases asked for, but "
+                            f"only {len(eligible)} cases have a labelled foreground in {opts.data}")
     if not Dataset.open(opts.test).labelled:
         raise AugPaintError(f"--test {opts.test} holds no labelled pairs to evaluate on")
