@@ -42,8 +42,8 @@ import torch
 from .checkpoint import weights_sha256
 from .cli import SHIPPED_WEIGHTS
 from .data import Dataset, NiftiOptions, OutputWriter, read_image, read_label
-from .generate import (Generator, SampleOptions, WorkItem, check_options, load_sources, manifest_record,
-                       model_image_size, run_config, work_item)
+from .generate import (Generator, SampleOptions, WorkItem, check_options, data_fingerprint, load_sources,
+                       manifest_record, model_image_size, run_config, work_item)
 from .locks import NameLocks
 from .progress import progress as progress_bar
 
@@ -54,7 +54,7 @@ def default_cache_dir(real_dir: Path, config: dict) -> Path:
     """``<package cache>/datasets/<digest of the data folder's path and the samples' settings>``."""
     from .export.cache import default_cache_dir as package_cache
 
-    key = json.dumps({"data": str(Path(real_dir).resolve()), **config}, sort_keys=True)
+    key = json.dumps({"data_dir": str(Path(real_dir).resolve()), **config}, sort_keys=True)
     return package_cache() / "datasets" / hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
@@ -81,7 +81,8 @@ class AugPaintDataset(torch.utils.data.Dataset):
         self.size = model_image_size(self.weights, self.opts.variant)
         self.sources = load_sources(Dataset.open(real_dir, nifti=nifti, max_classes=max_classes), self.size,
                                     progress)
-        self.config = run_config(self.opts, weights_sha256(self.weights, self.opts.variant))
+        self.config = run_config(self.opts, weights_sha256(self.weights, self.opts.variant),
+                                 data_fingerprint(self.sources))  # the cache belongs to this data, as sample's out
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(real_dir, self.config)
         self.items: list[WorkItem] = [work_item(src, k, seed, flip) for src in self.sources
                                       if (src.label > 0).any() for k in range(n_per_source)]

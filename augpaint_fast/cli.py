@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from .checks import in_range, output_folder
 from .errors import AugPaintError
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "assets" / "weights" / "tiny"
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     from .distributed import add_ray_args
     from .engines.cli_options import add_speed_args  # cpuspeed
     from .export.command import add_export_args
+    from .masks import FLIP_MODES, MASK_MODES
     from .service.command import add_serve_args
 
     ap = argparse.ArgumentParser(prog="augpaint-fast", description="AugPaint: inpainting-based augmentation for "
@@ -76,10 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=4, help="samples per labelled image (default 4)")
     s.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     s.add_argument("--eta", type=float, default=1.0, help="DDIM eta: 1 = Algorithm 1 (default), 0 = deterministic")
-    s.add_argument("--mask", default="box", help="known region: box (default), component or label")
+    s.add_argument("--mask", default="box", choices=MASK_MODES, help="known region: box (default), component or label")
     s.add_argument("--margin", type=int, default=0, help="pixels added around each box (default 0)")
-    s.add_argument("--flip", default="none", help="flip image+label before inpainting: none, horizontal, vertical, "
-                   "both or random (paper §4.4)")
+    s.add_argument("--flip", default="none", choices=FLIP_MODES, help="flip image+label before inpainting: none, "
+                   "horizontal, vertical, both or random (paper §4.4)")
     s.add_argument("--seed", type=int, default=0, help="unsigned 32-bit seed; fixes every random number")
     s.add_argument("--batch-size", type=int, default=8)
     _add_engine_args(s)
@@ -217,6 +219,8 @@ def _train(args) -> None:
 def _make_phantom(args) -> None:
     from .phantom import make_phantom
 
+    output_folder("--out", args.out)
+    in_range("--seed", args.seed, 0, 0xFFFFFFFF)
     classes = args.classes if args.classes is not None else (5 if args.style == "hard" else 3)
     make_phantom(args.out, n=args.n, seed=args.seed, size=args.size, unlabelled=args.unlabelled, classes=classes,
                  style=args.style)
@@ -263,13 +267,16 @@ def _bench(args) -> None:
 
 
 def _demo(args) -> None:
-    from .generate import SampleOptions, run_sampling
+    from .generate import SampleOptions, check_options, run_sampling
     from .phantom import make_phantom
 
     t0 = time.perf_counter()
+    opts = SampleOptions(n=args.n, seed=DEMO_SEED)
+    check_options(opts)
+    output_folder("--out", args.out)
     data = args.out / "data"
     make_phantom(data, n=6, seed=DEMO_SEED, size=64, progress=False)
-    summary = run_sampling(data, SHIPPED_WEIGHTS, args.out / "samples", SampleOptions(n=args.n, seed=DEMO_SEED))
+    summary = run_sampling(data, SHIPPED_WEIGHTS, args.out / "samples", opts)
     print(summary.line())
     print(f"preview: {args.out / 'samples' / 'preview.png'} (demo wall time {time.perf_counter() - t0:.1f} s)")
 

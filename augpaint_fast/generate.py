@@ -35,6 +35,7 @@ from . import fused, masks, rng
 from .checkpoint import load_weights_folder, weights_sha256
 from .data import Dataset, NiftiOptions, OutputWriter, resize_image, resize_pair
 from .engines import create_engine, sample
+from .checks import in_range, input_folder, output_folder
 from .errors import AugPaintError
 from .preview import make_preview
 from .progress import progress as progress_bar
@@ -141,12 +142,15 @@ class SampleSummary:
 
 
 def check_options(opts: SampleOptions) -> None:
+    """Every setting of a run, before anything is loaded or written."""
     if opts.n < 1:
         raise AugPaintError(f"--n must be >= 1, got {opts.n}")
     if opts.batch_size < 1:
         raise AugPaintError(f"--batch-size must be >= 1, got {opts.batch_size}")
     if not 0 <= opts.seed <= 0xFFFFFFFF:
         raise AugPaintError(f"--seed must be an unsigned 32-bit integer, got {opts.seed}")
+    in_range("--margin", opts.margin, 0)
+    ddim_schedule(opts.steps, opts.eta)  # checks --steps and --eta
     if opts.output_size not in ("model", "source"):
         raise AugPaintError(f"--output-size must be 'model' or 'source', got {opts.output_size!r}")
     if opts.mask_mode not in masks.MASK_MODES:
@@ -174,8 +178,23 @@ def model_image_size(weights: Path, variant: str = "uncond") -> int:
     return unet_cfg.latent_size * ae_cfg.downsample_factor
 
 
-def run_config(opts: SampleOptions, weights_sha: str) -> dict:
-    """The settings that determine a run's samples (``OutputWriter`` compares them on resume).
+def data_fingerprint(sources: Sequence[Source]) -> dict:
+    """What a run's samples take from its dataset: the number of sources and a blake2b digest over each one's
+    id, its image and label at the model's size (``Source.digest``) and its label at the source's size.
+
+    The decoded arrays are hashed, not the files: they are already in memory (no second read), and they are
+    what the samples depend on, so the NIfTI slicing and CT-window options are covered too, while re-encoding
+    a file without changing its pixels is not a change.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for src in sources:
+        digest.update(f"{src.id}\0{src.digest}\0{array_digest(src.source_label)}\0".encode())
+    return {"sources": len(sources), "digest": digest.hexdigest()}
+
+
+def run_config(opts: SampleOptions, weights_sha: str, data: dict | None = None) -> dict:
+    """The settings that determine a run's samples (``OutputWriter`` compares them on resume); ``data`` is the
+    dataset's ``data_fingerprint`` (the embedding API has no dataset).
 
     Engines agree to floating-point reassociation, so the engine is not among them; the options that change
     samples by more than that are: the conditional variant, a reduced U-Net dtype and feature caching. Each is
@@ -191,6 +210,8 @@ def run_config(opts: SampleOptions, weights_sha: str) -> dict:
         config["dtype"] = dtype
     if opts.engine_options.get("cache_interval", 1) != 1:
         config["cache_interval"] = opts.engine_options["cache_interval"]
+    if data is not None:
+        config["data"] = data
     return config
 
 
@@ -338,20 +359,28 @@ class Job:
     """One sampling run over a dataset; ``run()`` does it and returns the summary.
 
     ``generator=False`` plans and writes without loading an engine here (the Ray driver: its workers generate);
-    the weights are still loaded once and checked before anything is written.
+    the weights are still loaded once and checked before anything is written. Every setting and input is
+    checked before the output folder is touched; from then until ``run()`` returns (or ``close()``), the job
+    holds the folder's exclusive lock, so a second run into it is refused.
     """
 
     def __init__(self, data: Path, weights: Path, out: Path, opts: SampleOptions, progress: bool = True, *,
                  generator: bool = True):
         check_options(opts)
+        input_folder("--weights", weights)
+        output_folder("--out", out)
         self.opts, self.progress = opts, progress
         self.weights = Path(weights)
         self.generator = Generator(self.weights, opts) if generator else None
         self.size = self.generator.size if generator else model_image_size(self.weights, opts.variant)
         self.dataset = Dataset.open(data, nifti=opts.nifti, max_classes=opts.max_classes)
         self.sources = load_sources(self.dataset, self.size, progress)
-        self.run_config = run_config(opts, weights_sha256(self.weights, opts.variant))
-        self.writer = OutputWriter(Path(out), self.run_config)
+        if not any((src.label > 0).any() for src in self.sources):
+            raise AugPaintError(f"every label of {data} is empty: there is no labelled region to keep, nothing "
+                                "to sample")
+        self.run_config = run_config(opts, weights_sha256(self.weights, opts.variant),
+                                     data_fingerprint(self.sources))
+        self.writer = OutputWriter(Path(out), self.run_config, exclusive=True)
         self.out = Path(out)
 
     def plan(self, summary: SampleSummary) -> list[WorkItem]:
@@ -371,7 +400,15 @@ class Job:
     def record(self, item: WorkItem, kernel: str) -> dict:
         return manifest_record(item, kernel, self.weights, self.opts, self.run_config)
 
+    def close(self) -> None:
+        """Release the output folder (``run()`` does it when it ends, however it ends)."""
+        self.writer.close()
+
     def run(self) -> SampleSummary:
+        with self.writer:
+            return self._run()
+
+    def _run(self) -> SampleSummary:
         opts = self.opts
         summary = SampleSummary(sources=len(self.sources), kernel_path=fused.kernel_path(self.generator.device),
                                 out=str(self.out))

@@ -10,7 +10,13 @@
   only make their holders wait for each other. Record locks belong to a process, so a ``threading.Lock``
   serialises the holders inside one process.
 
-The kernel drops every lock of a process that dies (``kill -9`` included): a crash never leaves a folder locked.
+- :class:`ExclusiveLock` is a folder's owner: an ``flock`` taken without waiting and held until released (or
+  until its holder exits). While it is held, another :meth:`~ExclusiveLock.acquire` raises :class:`LockHeld`
+  naming the holder (``pid N on HOST``, which the holder writes into the lock file); release empties the file
+  again, so a folder's lock file ends every run empty, whoever held it.
+
+The kernel drops every lock of a process that dies (``kill -9`` included): a crash never leaves a folder locked
+(an :class:`ExclusiveLock` file may still name the dead holder; the name is only read while the lock is held).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -50,6 +57,47 @@ def folder_lock(path: Path | str) -> Iterator[None]:
         if entry in _OPEN_LOCKS:  # not when a forked child unwinds its parent's block (closed at the fork)
             _OPEN_LOCKS.discard(entry)
             os.close(fd)  # the last descriptor of it closed releases the flock
+
+
+class LockHeld(Exception):
+    """Another process holds an :class:`ExclusiveLock`; ``holder`` is what it wrote (``pid N on HOST``; may be
+    empty if it had not written it yet)."""
+
+    def __init__(self, path: Path, holder: str):
+        super().__init__(f"{path} is held by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+class ExclusiveLock:
+    """An exclusive lock on the file ``path`` (created if missing) from :meth:`acquire` to :meth:`release`;
+    see the module docstring. One process holds it at a time: a second acquire, here or elsewhere, raises."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._entry: tuple[int, int] | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 256, 0).decode("utf-8", errors="replace").strip()
+            os.close(fd)
+            raise LockHeld(self.path, holder) from None
+        self._entry = (fd, os.getpid())
+        _OPEN_LOCKS.add(self._entry)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Empty the file and release the lock (a no-op when not held, or in a child forked while held)."""
+        entry, self._entry = self._entry, None
+        if entry is not None and entry in _OPEN_LOCKS:
+            _OPEN_LOCKS.discard(entry)
+            try:
+                os.ftruncate(entry[0], 0)
+            finally:
+                os.close(entry[0])
 
 
 def _offset(name: str) -> int:

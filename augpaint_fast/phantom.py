@@ -155,8 +155,8 @@ def make_phantom(out, n: int, seed: int, size: int = 64, unlabelled: int = 0, cl
         if not 1 <= classes <= HARD_CLASSES:
             raise AugPaintError(f"the hard phantom has 1..{HARD_CLASSES} classes, got {classes}")
         render, kind_offset = render_hard_phantom, 2
-    if n < 0 or unlabelled < 0:
-        raise AugPaintError(f"phantom counts must be >= 0, got n={n}, unlabelled={unlabelled}")
+    if n < 0 or unlabelled < 0 or n + unlabelled == 0:
+        raise AugPaintError(f"phantom counts must be >= 0 and not both 0, got n={n}, unlabelled={unlabelled}")
     if size < 16:
         raise AugPaintError(f"phantom size must be at least 16, got {size}")
     if not 1 <= classes <= 255:

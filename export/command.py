@@ -17,12 +17,19 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def export_command(args) -> None:
+    """Check every argument and the weights, then export (nothing is written before the checks pass)."""
     from augpaint_fast.checkpoint import load_weights_folder
+    from augpaint_fast.checks import in_range, input_folder, output_folder
     from augpaint_fast.errors import AugPaintError
 
     from .onnx_export import export_all
     from .specs import DEFAULT_BATCH_SIZES, export_specs
 
+    input_folder("--weights", args.weights)
+    output_folder("--out", args.out)
+    sizes = tuple(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES
+    for size in sizes:
+        in_range("--batch-sizes", size, 1)
     if args.format == "onnx" and __import__("importlib").util.find_spec("onnx") is None:
         raise AugPaintError("ONNX export needs onnx (pip install 'augpaint-fast[onnx]', i.e. pip install onnx "
                             "onnxruntime)")
@@ -33,9 +40,6 @@ def export_command(args) -> None:
         if missing:
             raise AugPaintError(f"--format trt is unavailable: {missing}")
     autoencoder, _, unet, _ = load_weights_folder(args.weights)
-    sizes = tuple(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES
-    if min(sizes) < 1:
-        raise AugPaintError(f"--batch-sizes must be >= 1, got {list(sizes)}")
     paths = export_all(autoencoder, unet, args.out, force=args.force, log=print, batch_sizes=sizes)
     if args.format == "trt":
         from .trt_build import build_engine

@@ -36,6 +36,25 @@ class Case:
 SAMPLE_CASES: list[Case] = [
     Case("sample-n-zero", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
                            "--n", "0"], 2, "--n", absent=["{tmp}/out"]),
+    Case("sample-margin-negative", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
+                                    "--margin", "-5"], 2, "--margin must be >= 0", absent=["{tmp}/out"]),
+    Case("sample-steps-zero", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
+                               "--steps", "0"], 2, "--steps", absent=["{tmp}/out"]),
+    Case("sample-eta-nan", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
+                            "--eta", "nan"], 2, "--eta", absent=["{tmp}/out"]),
+    Case("sample-weights-is-a-file", ["sample", "--data", "{data}", "--weights", "{file}", "--out", "{tmp}/out"],
+         2, "--weights", absent=["{tmp}/out"], unchanged=["{file}"]),
+    Case("sample-out-is-a-file", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{file}"],
+         2, "exists and is not a folder", unchanged=["{file}"]),
+    Case("sample-out-inside-a-file", ["sample", "--data", "{data}", "--weights", "{weights}", "--out",
+                                      "{file}/out"], 2, "which is a file", unchanged=["{file}"]),
+    Case("sample-other-data-into-an-existing-folder",
+         ["sample", "--data", "{tmp}/other", "--weights", "{weights}", "--out", "{tmp}/out", "--steps", "2", "--n",
+          "1"], 2, "was made with data=", unchanged=["{tmp}/out"],
+         setup=__import__("tests._sample_setups", fromlist=["_"]).sampled_then_other_data),
+    Case("sample-every-label-empty", ["sample", "--data", "{tmp}/empty", "--weights", "{weights}", "--out",
+                                      "{tmp}/out"], 2, "every label of", absent=["{tmp}/out"],
+         setup=__import__("tests._sample_setups", fromlist=["_"]).all_labels_empty),
 ]
 
 # --- training (train-ae, train-ldm, train-cond) -------------------------------------------------------------------
@@ -111,10 +130,48 @@ TRAINING_CASES: list[Case] = [
 ]
 
 # --- pipeline ----------------------------------------------------------------------------------------------------
-PIPELINE_CASES: list[Case] = []
+PIPELINE_CASES: list[Case] = [
+    Case("pipeline-labelled-more-than-the-cases",
+         ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run", "--weights", "{weights}",
+          "--methods", "augpaint", "--labelled", "1", "50"], 2, "--labelled 50", absent=["{tmp}/run"]),
+    Case("pipeline-weights-is-a-file", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run",
+                                        "--weights", "{file}", "--labelled", "1"], 2, "--weights",
+         absent=["{tmp}/run"], unchanged=["{file}"]),
+    Case("pipeline-out-is-a-file", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{file}",
+                                    "--weights", "{weights}", "--methods", "augpaint", "--labelled", "1"], 2,
+         "exists and is not a folder", unchanged=["{file}"]),
+    Case("pipeline-n-zero", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run",
+                             "--weights", "{weights}", "--methods", "augpaint", "--labelled", "1", "--n", "0"], 2,
+         "--n", absent=["{tmp}/run"]),
+    Case("pipeline-steps-too-many", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run",
+                                     "--weights", "{weights}", "--methods", "augpaint", "--labelled", "1",
+                                     "--steps", "5000"], 2, "--steps", absent=["{tmp}/run"]),
+    Case("pipeline-seg-size", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run",
+                               "--weights", "{weights}", "--methods", "augpaint", "--labelled", "1",
+                               "--seg-size", "30"], 2, "--seg-size", absent=["{tmp}/run"]),
+    Case("pipeline-seg-lr-nan", ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run",
+                                 "--weights", "{weights}", "--methods", "augpaint", "--labelled", "1",
+                                 "--seg-lr", "nan"], 2, "--seg-lr", absent=["{tmp}/run"]),
+    Case("pipeline-cond-without-a-conditional-unet",
+         ["pipeline", "--data", "{data}", "--test", "{data}", "--out", "{tmp}/run", "--weights", "{weights}",
+          "--methods", "cond-augpaint", "--labelled", "1"], 2, "unet-cond", absent=["{tmp}/run"]),
+    Case("pipeline-every-label-empty", ["pipeline", "--data", "{tmp}/empty", "--test", "{data}", "--out",
+                                        "{tmp}/run", "--weights", "{weights}", "--methods", "augpaint",
+                                        "--labelled", "1"], 2, "every label of", absent=["{tmp}/run"],
+         setup=__import__("tests._sample_setups", fromlist=["_"]).all_labels_empty),
+]
 
 # --- export ------------------------------------------------------------------------------------------------------
-EXPORT_CASES: list[Case] = []
+EXPORT_CASES: list[Case] = [
+    Case("export-out-is-a-file", ["export", "--weights", "{weights}", "--out", "{file}"], 2,
+         "exists and is not a folder", unchanged=["{file}"]),
+    Case("export-out-inside-a-file", ["export", "--weights", "{weights}", "--out", "{file}/onnx"], 2,
+         "which is a file", unchanged=["{file}"]),
+    Case("export-weights-is-a-file", ["export", "--weights", "{file}", "--out", "{tmp}/onnx"], 2,
+         "--weights", absent=["{tmp}/onnx"], unchanged=["{file}"]),
+    Case("export-batch-sizes-zero", ["export", "--weights", "{weights}", "--out", "{tmp}/onnx",
+                                     "--batch-sizes", "4", "0"], 2, "--batch-sizes", absent=["{tmp}/onnx"]),
+]
 
 # --- serve (refused before the server starts) --------------------------------------------------------------------
 SERVE_CASES: list[Case] = [

@@ -119,6 +119,7 @@ def bench_command(args) -> None:
     if importlib.util.find_spec("matplotlib") is None:  # fail before measuring, not after
         raise AugPaintError("augpaint-fast bench needs matplotlib for its plot (pip install 'augpaint-fast[bench]')")
     settings = settings_from_args(args)
+    settings.check()  # before the output folder is created
     out = Path(args.out)
     json_path = Path(args.json) if args.json else out / "bench.json"
     try:

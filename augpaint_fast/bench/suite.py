@@ -56,11 +56,13 @@ class Settings:
     def check(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise AugPaintError(f"--batch-sizes must be >= 1, got {list(self.batch_sizes)}")
-        for name in ("steps", "repeats", "repaint_timed_calls", "quality_sources", "quality_per_source"):
+        for name in ("steps", "repeats", "repaint_timed_calls", "quality_sources", "quality_per_source",
+                     "jump_length", "jump_n_sample"):
             if getattr(self, name) < 1:
                 raise AugPaintError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.timed_steps is not None and self.timed_steps < 1:
-            raise AugPaintError(f"--timed-steps must be >= 1, got {self.timed_steps}")
+        for name in ("timed_steps", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise AugPaintError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
             raise AugPaintError("--device cuda: no CUDA GPU is visible to torch")
 

@@ -21,10 +21,13 @@ Reusing a folder with different settings is refused (the samples would not belon
 passes the engine-independent keys that define the samples (seed, weights_sha256, steps, eta, mask_mode ...)
 as ``run_config``; any key that differs from the stored one is named in the error.
 
-By default one writer owns a folder. With ``shared=True`` several processes may write into one folder at once
-(DataLoader workers): a lock file (``.lock``, :func:`~augpaint_fast.locks.folder_lock`) serialises the
-run-config check, every manifest append and :meth:`OutputWriter.refresh`, which reads the lines other
-processes appended. Each pair must still be produced by one process at a time (the callers hold per-pair
+By default one writer owns a folder; with ``exclusive=True`` it makes sure of it: it holds the lock file
+(``.lock``, :class:`~augpaint_fast.locks.ExclusiveLock`) from before it reads or writes anything in the folder
+until :meth:`OutputWriter.close`, and refuses a folder another process holds, naming the holder.
+
+With ``shared=True`` several processes may write into one folder at once (DataLoader workers): a lock file
+(``.lock``, :func:`~augpaint_fast.locks.folder_lock`) serialises the run-config check, every manifest append
+and :meth:`OutputWriter.refresh`, which reads the lines other processes appended. Each pair must still be produced by one process at a time (the callers hold per-pair
 locks); temporary files are then removed per pair (:meth:`OutputWriter.discard_partial`), never folder-wide.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import AugPaintError
-from ..locks import folder_lock
+from ..locks import ExclusiveLock, LockHeld, folder_lock
 from .imageio import encode_image_png, encode_label_png
 
 MANIFEST = "manifest.jsonl"
@@ -72,7 +75,9 @@ def _canonical(d: dict) -> dict:
 class OutputWriter:
     """Writes ``images/<name>.png`` + ``labels/<name>.png`` pairs and a manifest; see the module docstring."""
 
-    def __init__(self, out_dir, run_config: dict, shared: bool = False):
+    def __init__(self, out_dir, run_config: dict, shared: bool = False, exclusive: bool = False):
+        if shared and exclusive:
+            raise ValueError("a writer is either shared or exclusive")
         self.out_dir = Path(out_dir)
         self.run_config = _canonical(dict(run_config))
         self.shared = shared
@@ -80,6 +85,7 @@ class OutputWriter:
         self._manifest_fh = None
         self._manifest_offset = 0  # bytes of the manifest read so far
         self._manifest_lines = 0
+        self._owner: ExclusiveLock | None = None
         out = self.out_dir
         if out.exists() and not out.is_dir():
             raise AugPaintError(f"output {out} exists and is not a folder; choose another --out")
@@ -96,10 +102,27 @@ class OutputWriter:
         self.images_dir = out / "images"
         self.labels_dir = out / "labels"
         self.manifest_path = out / MANIFEST
-        with self._locked():
-            self._open_folder()
-        if not shared:
-            self.discard_partial()
+        if exclusive:
+            self._own()
+        try:
+            with self._locked():
+                self._open_folder()
+            if not shared:
+                self.discard_partial()
+        except BaseException:
+            self.close()
+            raise
+
+    def _own(self) -> None:
+        """Take the folder's exclusive lock, or refuse in one line naming who holds it."""
+        owner = ExclusiveLock(self.out_dir / LOCK)
+        try:
+            owner.acquire()
+        except LockHeld as e:
+            raise AugPaintError(f"output folder {self.out_dir} is being written by another run "
+                                f"({e.holder or 'another process'}); wait for it to finish or use another --out"
+                                ) from None
+        self._owner = owner
 
     def _locked(self):
         """The folder lock in shared mode, nothing otherwise."""
@@ -245,9 +268,13 @@ class OutputWriter:
         os.fsync(self._manifest_fh.fileno())
 
     def close(self) -> None:
+        """Close the manifest and release the folder's exclusive lock (if taken)."""
         if self._manifest_fh is not None:
             self._manifest_fh.close()
             self._manifest_fh = None
+        if self._owner is not None:
+            self._owner.release()
+            self._owner = None
 
     def __enter__(self) -> "OutputWriter":
         return self

@@ -23,7 +23,8 @@ from .loop import Sampled, sample
 from .protocol import Engine, LoopEngine
 from .torch_engine import TorchEngine
 
-__all__ = ["ENGINES", "Engine", "LoopEngine", "Sampled", "TorchEngine", "create_engine", "engine_status", "sample"]
+__all__ = ["ENGINES", "Engine", "LoopEngine", "Sampled", "TorchEngine", "check_engine", "create_engine",
+           "engine_status", "sample"]
 
 
 def _missing_modules(*names: str) -> list[str]:
@@ -66,18 +67,23 @@ def engine_status() -> dict[str, str | None]:
     return {name: check() for name, check in ENGINES.items()}
 
 
-def create_engine(name: str, autoencoder, unet, **options):
-    """Build the named engine over loaded models, or fail with one line naming what is missing.
-
-    ``options`` go to the engine's constructor (e.g. ``device``, ``dtype``, ``channels_last``, ``compile``,
-    ``cuda_graphs``, ``batch_sizes``, ``cache_dir``); options an engine does not take raise AugPaintError.
-    """
+def check_engine(name: str) -> None:
+    """Refuse, in one line, an engine that does not exist or cannot run here (saying what is missing)."""
     if name not in ENGINES:
         raise AugPaintError(f"unknown engine {name!r}; engines: {', '.join(ENGINES)}")
     missing = ENGINES[name]()
     if missing is not None:
         available = [n for n, why in engine_status().items() if why is None]
         raise AugPaintError(f"--engine {name} is unavailable: {missing}; available here: {', '.join(available)}")
+
+
+def create_engine(name: str, autoencoder, unet, **options):
+    """Build the named engine over loaded models, or fail with one line naming what is missing.
+
+    ``options`` go to the engine's constructor (e.g. ``device``, ``dtype``, ``channels_last``, ``compile``,
+    ``cuda_graphs``, ``batch_sizes``, ``cache_dir``); options an engine does not take raise AugPaintError.
+    """
+    check_engine(name)
     if name == "onnx":
         from .onnx_engine import OnnxEngine as cls
     elif name == "trt":

@@ -50,8 +50,10 @@ from ..atomic import atomic_write_text
 from ..checkpoint import weights_sha256
 from ..data import Dataset
 from ..errors import AugPaintError
+from ..masks import MASK_MODES
 from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
+from .checks import check_inputs
 from .stages import Stages, folder_fingerprint
 
 METHODS = ("unet-noaug", "unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip", "augpaint+rand-aug")
@@ -169,6 +171,7 @@ def run_pipeline(opts: PipelineOptions, log=print) -> dict:
     from ..training import train_autoencoder, train_ldm
 
     _check(opts)
+    check_inputs(opts)  # every argument and input, before anything is written
     run = Path(opts.out)
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "pipeline.json", json.dumps(asdict(opts), indent=2, default=str) + "\n")
@@ -372,7 +375,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldm-flip-augment", action="store_true")
     p.add_argument("--n", type=int, default=30, help="AugPaint samples per labelled image (default 30)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    p.add_argument("--mask", default="box", help="known region while sampling: box, component or label")
+    p.add_argument("--mask", default="box", choices=MASK_MODES, help="known region while sampling (default box)")
     p.add_argument("--margin", type=int, default=0, help="grow the known boxes by this many pixels (default 0)")
     p.add_argument("--paste-back", action="store_true")
     p.add_argument("--rand-aug-n", type=int, default=5)

@@ -1,0 +1,63 @@
+"""Argument checks every command runs before it creates or changes a file: one helper per idea.
+
+Each raises :class:`~augpaint_fast.errors.AugPaintError` with one line naming the argument (``name``, e.g.
+``"--margin"``) and the value it got, so a command can check all of its arguments up front, before any work.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .errors import AugPaintError
+
+
+def in_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    """``low <= value <= high`` (either bound may be None), and finite: NaN and inf are refused."""
+    if value is None:
+        raise AugPaintError(f"{name} is required")
+    ok = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f">= {low}" if low is not None else f"<= {high}" if high is not None else "finite")
+        raise AugPaintError(f"{name} must be {bounds}, got {value}")
+
+
+def input_folder(name: str, path: Path | str) -> Path:
+    """An existing folder to read from."""
+    path = Path(path)
+    if not path.exists():
+        raise AugPaintError(f"{name} {path} does not exist")
+    if not path.is_dir():
+        raise AugPaintError(f"{name} {path} is not a folder")
+    return path
+
+
+def input_file(name: str, path: Path | str) -> Path:
+    """An existing regular file to read from."""
+    path = Path(path)
+    if not path.exists():
+        raise AugPaintError(f"{name} {path} does not exist")
+    if not path.is_file():
+        raise AugPaintError(f"{name} {path} is not a file")
+    return path
+
+
+def output_folder(name: str, path: Path | str) -> Path:
+    """A folder to write into: it may exist (as a folder) or not; nothing on its path may be a file.
+
+    Nothing is created here; a folder that cannot be created or written is reported by whoever creates it.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "exists and is not a folder" if p == path else f"is inside {p}, which is a file"
+                raise AugPaintError(f"{name} {path} {what}")
+            break
+    return path
+
+
+def positive(name: str, value: float) -> None:
+    """``value > 0`` and finite (learning rates, epochs)."""
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise AugPaintError(f"{name} must be a finite number > 0, got {value}")

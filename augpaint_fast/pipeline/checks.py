@@ -1,0 +1,80 @@
+"""Everything ``pipeline`` checks before its first stage: every setting, path and input it will use.
+
+A pipeline runs for hours; an argument it would only reach after training the autoencoder and the LDM (the
+number of labelled cases, a sampling or segmentation setting, the test folder) must fail at once, in one line,
+with nothing written. :func:`check_inputs` reads the datasets (labels included) and the weights for that, once
+more than the stages will; that costs seconds against the stages' hours.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checks import in_range, input_file, input_folder, output_folder, positive
+from ..errors import AugPaintError
+
+
+def check_inputs(opts) -> None:
+    """Refuse, in one line, any ``PipelineOptions`` the stages would refuse later (run after ``run._check``)."""
+    _check_settings(opts)
+    output_folder("--out", opts.out)
+    _check_models(opts)
+    _check_data(opts)
+
+
+def _check_settings(opts) -> None:
+    from ..engines import check_engine
+    from ..generate import SampleOptions, check_options
+    from ..segmentation.model import SegModelConfig
+
+    in_range("--seed", opts.seed, 0, 0xFFFFFFFF)
+    for name, value in (("--ae-steps", opts.ae_steps), ("--ae-batch-size", opts.ae_batch_size),
+                        ("--ldm-steps", opts.ldm_steps), ("--ldm-batch-size", opts.ldm_batch_size),
+                        ("--rand-aug-n", opts.rand_aug_n), ("--seg-batch-size", opts.seg_batch_size),
+                        ("--cache-interval", opts.cache_interval)):
+        in_range(name, value, 1)
+    for name, value in (("--ae-lr", opts.ae_lr), ("--seg-epochs", opts.seg_epochs), ("--seg-lr", opts.seg_lr)):
+        positive(name, value)
+    check_options(SampleOptions(n=opts.n, steps=opts.steps, mask_mode=opts.mask, seed=opts.seed,
+                                paste_back=opts.paste_back, engine=opts.engine))
+    check_engine(opts.engine)
+    try:  # the segmenter's own rules, under this command's flag names
+        SegModelConfig(classes=1, channels=opts.seg_channels, size=opts.seg_size)
+    except AugPaintError as e:
+        raise AugPaintError(str(e).replace("--size", "--seg-size").replace("--channels", "--seg-channels")) from None
+
+
+def _check_models(opts) -> None:
+    """The given weights folder, whole, for every variant the methods sample with; else the preset to train."""
+    from ..checkpoint import load_weights_folder
+    from ..config import get_preset
+
+    if opts.weights is None:
+        get_preset(opts.preset)
+        return
+    input_folder("--weights", opts.weights)
+    for variant in ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else []):
+        load_weights_folder(Path(opts.weights), variant)
+
+
+def _check_data(opts) -> None:
+    """The training folder's cases hold at least the largest ``--labelled`` count of cases with a labelled
+    foreground (what ``cases.choose_labelled`` will need), and the test folder has labelled pairs."""
+    from ..data import Dataset
+    from .cases import CASES_FILE, load_cases
+
+    ds = Dataset.open(opts.data)
+    if not ds.labelled:
+        raise AugPaintError(f"{opts.data} has no labelled images")
+    if opts.cases_file is not None:
+        input_file("--cases", opts.cases_file)
+    cases_file = opts.cases_file or (Path(opts.data) / CASES_FILE if (Path(opts.data) / CASES_FILE).is_file() else None)
+    cases = load_cases([it.id for it in ds.labelled], cases_file=cases_file, pattern=opts.case_pattern)
+    foreground = {it.id for it in ds.labelled if ds.load(it).label.max() > 0}
+    if not foreground:
+        raise AugPaintError(f"every label of {opts.data} is empty: nothing to segment")
+    eligible = [c for c, ids in cases.items() if any(i in foreground for i in ids)]
+    if max(opts.labelled) > len(eligible):
+        raise AugPaintError(f"--labelled {max(opts.labelled)}: {max(opts.labelled)} labelled cases asked for, but "
+                            f"only {len(eligible)} cases have a labelled foreground in {opts.data}")
+    if not Dataset.open(opts.test).labelled:
+        raise AugPaintError(f"--test {opts.test} holds no labelled pairs to evaluate on")
