@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import augpaint_fast
-from augpaint_fast.cli import _parser
+from augpaint_fast.cli.main import _parser
 
 PACKAGE = Path(augpaint_fast.__file__).parent
 SNAPSHOT = Path(__file__).with_name("help_options.json")

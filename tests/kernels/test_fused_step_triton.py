@@ -25,10 +25,10 @@ except ImportError as exc:  # pragma: no cover
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 cpp_tests = importlib.import_module("test_fused_cpp")  # shared float64 reference + bound
-from augpaint_fast import rng  # noqa: E402
+from augpaint_fast.core import rng  # noqa: E402
 from augpaint_fast.kernels import fused_step as K  # noqa: E402
-from augpaint_fast.sampler import augpaint_sample, fused_step_ref  # noqa: E402
-from augpaint_fast.schedule import ddim_schedule  # noqa: E402
+from augpaint_fast.core.sampler import augpaint_sample, fused_step_ref  # noqa: E402
+from augpaint_fast.core.schedule import ddim_schedule  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 S = cpp_tests.S

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 cpu_tests = importlib.import_module("test_fused_norm")  # shared inputs, float64 reference and bound
-from augpaint_fast import fused, fused_norm  # noqa: E402
+from augpaint_fast.ops import fused, fused_norm  # noqa: E402
 from augpaint_fast.kernels import group_norm_silu as K  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"

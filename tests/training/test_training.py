@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from augpaint_fast.checkpoint import load_weights_folder
-from augpaint_fast.cli import main
+from augpaint_fast.models.checkpoint import load_weights_folder
+from augpaint_fast.cli.main import main
 from augpaint_fast.errors import AugPaintError
-from augpaint_fast.phantom import make_phantom
+from augpaint_fast.data.phantom import make_phantom
 from augpaint_fast.training import loop, train_autoencoder, train_ldm
 
 
@@ -125,7 +125,7 @@ def _only_uncond(tmp_path):
 
 
 def test_training_masks_are_reproducible_boxes():
-    from augpaint_fast.conditional import MASK_VERSIONS, training_masks
+    from augpaint_fast.core.conditional import MASK_VERSIONS, training_masks
 
     a, b = training_masks(5, 32, seed=1), training_masks(7, 32, seed=1)
     assert a.shape == (5, MASK_VERSIONS, 1, 32, 32) and torch.equal(a, b[:5])  # independent of the count
