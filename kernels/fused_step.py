@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..core.sampler import fused_step_ref  # noqa: F401  (the reference: augpaint_fast.sampler.fused_step_ref)
+from ..core.sampler import fused_step_ref  # noqa: F401  (the reference: augpaint_fast.core.sampler.fused_step_ref)
 from ..core import rng
 from ..core.masks import canonical_mask
 

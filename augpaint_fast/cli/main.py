@@ -62,7 +62,7 @@ def _nifti(args):
 def _parser() -> argparse.ArgumentParser:
     from ..bench.command import add_bench_args
     from ..embed.ray_workers import add_ray_args
-    from .speed_options import add_speed_args  # cpuspeed
+    from .speed_options import add_speed_args
     from ..export.command import add_export_args
     from ..core.masks import FLIP_MODES, MASK_MODES
     from ..embed.service.command import add_serve_args
@@ -93,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--paste-back", action="store_true",
                    help="after decoding, paste the source's pixels into the known region with a feathered edge")
     s.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-    add_speed_args(s)  # cpuspeed: --cache-interval, --fused-norm, --flash-attention (engines/cli_options.py)
-    add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (distributed.py)
+    add_speed_args(s)  # --cache-interval, --fused-norm, --flash-attention (cli/speed_options.py)
+    add_ray_args(s)  # --ray [ADDRESS], --ray-workers, --ray-cpus-per-worker (embed/ray_workers.py)
 
     for name, model in (("train-ae", "autoencoder"), ("train-ldm", "latent diffusion U-Net")):
         t = sub.add_parser(name, help=f"train the {model} on every image of a dataset",
@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                                   "machine's dense peak; writes JSON, a Markdown table and a plot"))
 
     v = sub.add_parser("serve", help="serve AugPaint over HTTP (POST /augment, GET /health, GET /metrics)")
-    add_serve_args(v, SHIPPED_WEIGHTS)  # service/command.py
+    add_serve_args(v, SHIPPED_WEIGHTS)  # embed/service/command.py
     _add_engine_args(v)
     add_speed_args(v)
 
@@ -172,10 +172,10 @@ ENGINE_FLAGS = {"dtype": "dtype", "device": "device", "engine_cache": "cache_dir
 
 def _engine_options(args) -> dict:
     """The engine flags given on the command line, under the names the engines' constructors take."""
-    from .speed_options import speed_options  # cpuspeed
+    from .speed_options import speed_options
 
     options = {opt: getattr(args, flag) for flag, opt in ENGINE_FLAGS.items()}
-    options.update(speed_options(args))  # cpuspeed: --cache-interval, --fused-norm, --flash-attention
+    options.update(speed_options(args))  # --cache-interval, --fused-norm, --flash-attention
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
 
 
@@ -186,7 +186,7 @@ def _sample(args) -> None:
                          flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
                          output_size=args.output_size, paste_back=args.paste_back, variant=args.variant,
                          max_classes=args.max_classes, nifti=_nifti(args), engine_options=_engine_options(args))
-    if args.ray is not None:  # sharded on Ray workers (distributed.py)
+    if args.ray is not None:  # sharded on Ray workers (embed/ray_workers.py)
         from ..embed.ray_workers import sample_command
 
         return sample_command(args, opts)
@@ -246,7 +246,7 @@ def _info(args) -> None:
     print(f"  Triton: {'triton ' + tri['version'] if tri['available'] else 'missing: ' + str(tri['reason'])}")
     if "cuda" in status:
         print(f"  CUDA tensors: {status['cuda']['path']} ({status['cuda']['reason']})")
-    from ..ops.fused_norm import norm_status  # cpuspeed
+    from ..ops.fused_norm import norm_status
 
     print(f"fused GroupNorm+SiLU kernel path: {norm_status()['cpu']['path']} for CPU tensors "
           f"({norm_status()['cpu']['reason']})")

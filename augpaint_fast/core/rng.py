@@ -30,7 +30,7 @@ MASK32 = 0xFFFFFFFF
 TWO_PI_F32 = 6.2831853071795864769  # rounded to float32 where used
 STREAM_ZHAT, STREAM_E_INIT = 0, 1
 STREAM_FLIP = 0xFFFFFFFF  # one draw per sample for random mask flipping; far above any 2 + 2j
-STREAM_REPAINT = 1 << 30  # first stream of the RePaint baseline (repaint.py numbers its draws from here)
+STREAM_REPAINT = 1 << 30  # first stream of the RePaint baseline (bench/repaint.py numbers its draws from here)
 
 
 def stream_e(j: int) -> int:

@@ -11,7 +11,7 @@ needs gradients runs the reference. Which implementation runs:
   path is missing (``norm_status()`` says why) or the input is not one it takes (not 4-D, float64, ...).
 - ``AUGPAINT_KERNELS=ref|cpp|triton``: that path where it can run, else the reference (with the reason).
 
-The kernels' error is bounded by the reference's own error in the same dtype (tests/test_fused_norm.py,
+The kernels' error is bounded by the reference's own error in the same dtype (tests/ops/test_fused_norm.py,
 tests/kernels/test_group_norm_silu_triton.py). The models use it through ``models.layers.GroupNormAct`` when an
 engine switches it on (``models.layers.fused_norm``).
 """

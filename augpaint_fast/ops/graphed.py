@@ -24,7 +24,7 @@ Two step functions share the body's signature ``(z, eps, z0, mask, table, step, 
   path only (``capture=False``); ``GraphedLoop`` refuses to capture with it.
 
 With ``capture=False`` the same body runs eagerly S times: on CPU with ``eager_step(fused_step_ref)`` it gives
-bit-for-bit the result of ``sampler.augpaint_sample(..., step=fused_step_ref)`` (tests/test_graphed.py).
+bit-for-bit the result of ``sampler.augpaint_sample(..., step=fused_step_ref)`` (tests/ops/test_graphed.py).
 
 ``LoopCache`` keeps the loops of an engine: one per (batch shape, mask layout), at most ``max_loops`` (least
 recently used evicted, with its graph and memory pool), so a long-lived service calling with thousands of seeds

@@ -1,6 +1,6 @@
 """Triton fused step vs the PyTorch reference: natively on CUDA, else under TRITON_INTERPRET=1 on CPU.
 
-Same error bound as tests/test_fused_cpp.py (per element, every dtype):
+Same error bound as tests/ops/test_fused_cpp.py (per element, every dtype):
     |triton - ref64| <= 2 * |ref - ref64| + 8 * 2**-24 * M
 (ref64: the step in float64 on the same Philox integers; M: sum of the step's term magnitudes). Philox integers
 are bit-identical; normals within 4 fp32 ulps of max(|n|, 1) (interpreter, numpy log/cos: measured <= 4).

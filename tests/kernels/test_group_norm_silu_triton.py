@@ -1,6 +1,6 @@
 """Triton fused GroupNorm (+ SiLU) vs the PyTorch reference: natively on CUDA, else under TRITON_INTERPRET=1 on CPU.
 
-Same per-element bound as tests/test_fused_norm.py (float32 and bfloat16, NCHW and channels_last, odd channel and
+Same per-element bound as tests/ops/test_fused_norm.py (float32 and bfloat16, NCHW and channels_last, odd channel and
 group counts):
     |triton - ref64| <= 2 * |ref - ref64| + ulp(dtype) * |ref64| + 16 * 2**-24 * M
 The interpreter must be switched on before triton is imported, so this module sets TRITON_INTERPRET=1 when no GPU

@@ -28,7 +28,7 @@ from augpaint_fast.core.schedule import alphas_cumprod, ddim_schedule  # noqa: E
 CUDA = torch.cuda.is_available()
 NO_CUDA = "no CUDA GPU visible to torch: CUDA-graph capture cannot run here"
 if not CUDA:
-    print(f"tests/test_graphed.py: CUDA tests skipped ({NO_CUDA})")
+    print(f"tests/ops/test_graphed.py: CUDA tests skipped ({NO_CUDA})")
 
 
 class ToyDenoiser:

@@ -17,7 +17,7 @@ def test_philox_noise_is_the_reference_generator(monkeypatch, path):
     assert got.shape == (3, 3, 4, 5) and got.dtype == torch.float32
     if path == "ref" or fused.kernel_path("cpu") == "ref":
         assert torch.equal(got, want)
-    else:  # the C++ normals: within 4 fp32 ulps of max(|n|, 1) (tests/test_fused_cpp.py)
+    else:  # the C++ normals: within 4 fp32 ulps of max(|n|, 1) (tests/ops/test_fused_cpp.py)
         assert (got - want).abs().max() <= 4 * torch.finfo(torch.float32).eps * want.abs().clamp_min(1).max()
     one = philox_noise(9, uids[1:2], (3, 4, 5))(rng.STREAM_REPAINT + 7)
     assert torch.equal(one[0], got[1])  # a sample's noise does not depend on its batch

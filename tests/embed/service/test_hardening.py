@@ -1,6 +1,6 @@
 """The service's defences, in process: reduced decoding of large uploads, the default pixel limit, the memory
 estimate, RFC 6266 names, the token and loopback rules of `serve`, per-app metrics registries and the documented
-flags. The over-the-wire abuse is tests/service/test_abuse.py."""
+flags. The over-the-wire abuse is tests/embed/service/test_abuse.py."""
 import io
 import time
 from pathlib import Path
