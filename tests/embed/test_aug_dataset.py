@@ -14,7 +14,7 @@ from augpaint_fast.errors import AugPaintError
 from augpaint_fast.job.generate import SampleOptions, run_sampling
 
 SETTINGS = dict(n_per_source=4, steps=3, batch_size=4, seed=11)
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_monai_unet.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_monai_unet.py"
 
 
 def _manifest_names(folder):

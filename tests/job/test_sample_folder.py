@@ -16,7 +16,7 @@ from augpaint_fast.cli.main import main
 from augpaint_fast.errors import AugPaintError
 from augpaint_fast.job.generate import Generator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
              "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service.test_app import _free_port, _wait_healthy
+from tests.embed.service.test_app import _free_port, _wait_healthy
 
 TOKEN = "abuse-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
