@@ -9,8 +9,8 @@ atomically and recorded as they finish, so an interrupted run loses nothing and 
 One code path generates a batch: :class:`Generator` (the models on an engine, with one run's settings) turns
 up to ``batch_size`` work items (source, k, uid, flip) into pairs. The job below writes what it returns; the
 embedding API (``augpaint_fast.embed.api``, through its dynamic batcher), the PyTorch dataset
-(``augpaint_fast.embed.aug_dataset``) and the Ray workers (``augpaint_fast.embed.ray_workers``) call the same method, so a
-pair's bytes depend on (seed, source id, k) and the batch size only, whoever asks for it.
+(``augpaint_fast.embed.aug_dataset``) and the Ray workers (``augpaint_fast.embed.ray_workers``) call the same
+method, so a pair's bytes depend on (seed, source id, k) and the batch size only, whoever asks for it.
 
 Device placement has one owner, the generator: it runs on ``engine.device`` end to end. Each (source, flip)
 image is uploaded once and encoded there, its clean latent and latent-size known mask stay there for its other
