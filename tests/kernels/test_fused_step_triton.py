@@ -23,7 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover
     pytest.skip(f"triton not importable ({exc}): pip install triton", allow_module_level=True)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
 cpp_tests = importlib.import_module("test_fused_cpp")  # shared float64 reference + bound
 from augpaint_fast.core import rng  # noqa: E402
 from augpaint_fast.kernels import fused_step as K  # noqa: E402

@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover
     pytest.skip(f"triton not importable ({exc}): pip install triton", allow_module_level=True)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
 cpu_tests = importlib.import_module("test_fused_norm")  # shared inputs, float64 reference and bound
 from augpaint_fast.ops import fused, fused_norm  # noqa: E402
 from augpaint_fast.kernels import group_norm_silu as K  # noqa: E402
