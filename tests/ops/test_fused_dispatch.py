@@ -44,7 +44,7 @@ def test_env_ref_is_honoured(monkeypatch):
 
 
 def test_missing_cpp_falls_back_with_reason(monkeypatch):
-    monkeypatch.setattr(fused, "_cpp", lambda: (None, "C++ extension augpaint_fast._C not built (test)"))
+    monkeypatch.setattr(fused, "cpp_extension", lambda: (None, "C++ extension augpaint_fast._C not built (test)"))
     for value in ("auto", "cpp"):
         monkeypatch.setenv(fused.ENV_VAR, value)
         path, reason = fused.select_path("cpu")

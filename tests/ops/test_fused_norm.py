@@ -192,7 +192,7 @@ def test_dispatcher_falls_back_when_the_build_lacks_the_kernel(monkeypatch):
     class Old:  # an augpaint_fast._C built before the GroupNorm kernel existed
         pass
 
-    monkeypatch.setattr(fused, "_cpp", lambda: (Old(), None))
+    monkeypatch.setattr(fused, "cpp_extension", lambda: (Old(), None))
     monkeypatch.setenv(fused.ENV_VAR, "auto")
     path, reason = fused_norm.select_norm_path("cpu")
     assert path == "ref" and "without group_norm_silu" in reason

@@ -199,10 +199,10 @@ def test_an_older_build_is_not_called(monkeypatch):
     the reference and says why, instead of calling it."""
     monkeypatch.setenv(fused.ENV_VAR, "auto")
     monkeypatch.setattr(augpaint_fast, "_C", types.SimpleNamespace(ABI_VERSION=1))
-    fused._cpp.cache_clear()
+    fused.cpp_extension.cache_clear()
     try:
         mod, why = fused.cpp_extension()
         assert mod is None and "ABI 1" in why and "reinstall" in why
         assert fused.select_path("cpu")[0] == "ref"
     finally:
-        fused._cpp.cache_clear()
+        fused.cpp_extension.cache_clear()
