@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/augpaint-fast demo --out demo_out
 
 test: $(STAMP)
+	$(PY) .ci/check_layers.py
 	$(PY) -m pytest -q tests
 	$(MAKE) wheel-test
 

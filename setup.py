@@ -16,7 +16,7 @@ _PACKAGES = [p for root, folder in _PACKAGE_DIRS.items()
 # Plain pybind11 + OpenMP, no libtorch. -ffp-contract=off keeps the float32 arithmetic operation-for-operation the
 # PyTorch reference's (no FMA contraction); -fno-math-errno lets sqrt vectorise; no -march=native (portable wheels): the kernel uses target_clones
 # (x86-64-v4 / v3 / baseline) picked at load time. A compiler failure is a warning: the package then runs on the
-# reference path (augpaint_fast.fused.kernel_status() says why).
+# reference path (augpaint_fast.ops.fused.kernel_status() says why).
 try:
     from pybind11.setup_helpers import Pybind11Extension, build_ext as _pybind11_build_ext
 except ImportError:  # pybind11 missing: install without the extension
@@ -96,7 +96,7 @@ setup(
         "triton": ["triton>=3.0"],
         "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
     },
-    entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli:main"]},
+    entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli.main:main"]},
     ext_modules=_ext_modules,
     cmdclass=_cmdclass,
 )

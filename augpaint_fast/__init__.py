@@ -2,13 +2,14 @@
 
 The public objects below are imported on first use, so ``import augpaint_fast`` stays light (no torch):
 
-- ``from_pretrained(weights_dir, engine="torch", ...)`` -> ``AugPaint``: the embeddable engine (``api``).
+- ``from_pretrained(weights_dir, engine="torch", ...)`` -> ``AugPaint``: the embeddable engine (``embed.api``).
 - ``AugPaintDataset(real_dir, weights, n_per_source, ...)``: a torch Dataset of real and generated pairs
-  (``aug_dataset``).
+  (``embed.aug_dataset``).
 """
 __version__ = "0.1.0"
 
-_LAZY = {"from_pretrained": "api", "AugPaint": "api", "AugmentedPair": "api", "AugPaintDataset": "aug_dataset"}
+_LAZY = {"from_pretrained": "embed.api", "AugPaint": "embed.api", "AugmentedPair": "embed.api",
+         "AugPaintDataset": "embed.aug_dataset"}
 __all__ = ["__version__", *_LAZY]
 
 

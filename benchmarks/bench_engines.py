@@ -27,14 +27,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augpaint_fast import fused  # noqa: E402
+from augpaint_fast.ops import fused  # noqa: E402
 from augpaint_fast.bench.machine import dense_peak  # noqa: E402
-from augpaint_fast.config import get_preset  # noqa: E402
+from augpaint_fast.models.config import get_preset  # noqa: E402
 from augpaint_fast.engines import create_engine, sample  # noqa: E402
-from augpaint_fast.flops import count_flops  # noqa: E402
+from augpaint_fast.models.flops import count_flops  # noqa: E402
 from augpaint_fast.models import UNet, VQAutoencoder  # noqa: E402
-from augpaint_fast.sampler import augpaint_sample  # noqa: E402
-from augpaint_fast.schedule import ddim_schedule  # noqa: E402
+from augpaint_fast.core.sampler import augpaint_sample  # noqa: E402
+from augpaint_fast.core.schedule import ddim_schedule  # noqa: E402
 
 CONFIGS = {
     "torch-fp32": ("torch", dict()),

@@ -16,10 +16,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augpaint_fast import fused
+from augpaint_fast.ops import fused
 from augpaint_fast.bench.machine import memory_bandwidth_gbs
-from augpaint_fast.sampler import fused_step_ref
-from augpaint_fast.schedule import ddim_schedule
+from augpaint_fast.core.sampler import fused_step_ref
+from augpaint_fast.core.schedule import ddim_schedule
 
 SIZES = {"small": (8, 3, 32, 32), "paper": (8, 3, 64, 64)}
 _BW: dict[str, float] = {}
@@ -53,8 +53,8 @@ def test_fused_step(benchmark, size, impl):
     table = ddim_schedule(50, 1.0).table()
     j = 25
     if impl == "cpp":
-        if fused._cpp()[0] is None:
-            pytest.skip(fused._cpp()[1])
+        if fused.cpp_extension()[0] is None:
+            pytest.skip(fused.cpp_extension()[1])
         out = torch.empty_like(z)
         fn = lambda: fused.fused_step_cpp(z, e, z0, mask, table, j, 1, uids, out=out)  # noqa: E731
     elif impl == "ref":

@@ -20,9 +20,9 @@ from augpaint_fast.bench.configs import default_configs
 from augpaint_fast.bench.eager import eager_sample
 from augpaint_fast.bench.machine import dense_peak
 from augpaint_fast.engines import create_engine, sample
-from augpaint_fast.noise import torch_noise
-from augpaint_fast.repaint import repaint_sample, repaint_schedule
-from augpaint_fast.schedule import ddim_schedule
+from augpaint_fast.ops.noise import torch_noise
+from augpaint_fast.bench.repaint import repaint_sample, repaint_schedule
+from augpaint_fast.core.schedule import ddim_schedule
 
 PRESET, BATCH, STEPS = "tiny", 4, 50
 CPU = torch.device("cpu")

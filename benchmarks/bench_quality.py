@@ -1,6 +1,6 @@
 """Quality (and wall-clock speed) of the CPU speed configurations on trained weights: every configuration samples
 the same phantom set with the same seed through the real job (``generate.run_sampling``), and is compared with
-the eager float32 torch run (``augpaint_fast.quality.run_quality``). Not a test.
+the eager float32 torch run (``augpaint_fast.job.quality.run_quality``). Not a test.
 
     python benchmarks/bench_quality.py                                   # shipped tiny weights, all configs
     python benchmarks/bench_quality.py --weights runs/small --configs torch-fp32 openvino-bf16 openvino-bf16-c3
@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augpaint_fast.cli import SHIPPED_WEIGHTS  # noqa: E402
-from augpaint_fast.generate import Job, SampleOptions  # noqa: E402
-from augpaint_fast.phantom import make_phantom  # noqa: E402
-from augpaint_fast.quality import run_quality  # noqa: E402
+from augpaint_fast.assets import SHIPPED_WEIGHTS  # noqa: E402
+from augpaint_fast.job.generate import Job, SampleOptions  # noqa: E402
+from augpaint_fast.data.phantom import make_phantom  # noqa: E402
+from augpaint_fast.job.quality import run_quality  # noqa: E402
 
 # name -> (engine, engine options); the first is the reference every other one is compared with
 CONFIGS = {
@@ -76,7 +76,7 @@ def main() -> None:
         if job_data is None:
             job_data = root / "data"
             if not job_data.exists():
-                from augpaint_fast.checkpoint import load_weights_folder
+                from augpaint_fast.models.checkpoint import load_weights_folder
 
                 _, ae_cfg, _, _ = load_weights_folder(args.weights)
                 make_phantom(job_data, n=8, seed=args.seed, size=ae_cfg.resolution, progress=False)

@@ -48,10 +48,10 @@ def main(argv=None) -> list[dict]:
         args.sources, args.n, args.steps, args.batch_size = 3, 2, 3, 2
     import ray
 
-    from augpaint_fast.cli import SHIPPED_WEIGHTS
-    from augpaint_fast.distributed import run_distributed
-    from augpaint_fast.generate import SampleOptions, run_sampling
-    from augpaint_fast.phantom import make_phantom
+    from augpaint_fast.assets import SHIPPED_WEIGHTS
+    from augpaint_fast.embed.ray_workers import run_distributed
+    from augpaint_fast.job.generate import SampleOptions, run_sampling
+    from augpaint_fast.data.phantom import make_phantom
 
     torch.set_num_threads(1)
     opts = SampleOptions(n=args.n, steps=args.steps, batch_size=args.batch_size, seed=0)

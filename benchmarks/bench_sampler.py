@@ -14,13 +14,14 @@ import time
 import pytest
 import torch
 
-from augpaint_fast import fused, rng
-from augpaint_fast.config import get_preset
+from augpaint_fast.ops import fused
+from augpaint_fast.core import rng
+from augpaint_fast.models.config import get_preset
 from augpaint_fast.engines.torch_engine import TorchEngine
-from augpaint_fast.flops import count_flops
+from augpaint_fast.models.flops import count_flops
 from augpaint_fast.models import UNet, VQAutoencoder
-from augpaint_fast.sampler import augpaint_sample
-from augpaint_fast.schedule import ddim_schedule
+from augpaint_fast.core.sampler import augpaint_sample
+from augpaint_fast.core.schedule import ddim_schedule
 
 BATCH, STEPS = 8, 50
 

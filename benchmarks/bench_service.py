@@ -36,7 +36,7 @@ def _free_port() -> int:
 def _phantoms(count: int) -> list[tuple[bytes, bytes]]:
     import tempfile
 
-    from augpaint_fast.phantom import make_phantom
+    from augpaint_fast.data.phantom import make_phantom
 
     with tempfile.TemporaryDirectory() as d:
         make_phantom(Path(d), n=count, seed=2026, size=64, progress=False)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpaint_fast.bench.configs import RUNTIME_OPTIONS, parse_config  # noqa: E402
 from augpaint_fast.bench.runner import perturbed  # noqa: E402
-from augpaint_fast.config import get_preset  # noqa: E402
+from augpaint_fast.models.config import get_preset  # noqa: E402
 from augpaint_fast.engines import create_engine  # noqa: E402
 from augpaint_fast.models import UNet, VQAutoencoder  # noqa: E402
 

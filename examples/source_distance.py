@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from augpaint_fast.data import read_label
-from augpaint_fast.masks import known_mask
+from augpaint_fast.core.masks import known_mask
 
 
 def grey(path: Path) -> np.ndarray:

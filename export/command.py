@@ -18,7 +18,7 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 def export_command(args) -> None:
     """Check every argument and the weights, then export (nothing is written before the checks pass)."""
-    from augpaint_fast.checkpoint import load_weights_folder
+    from augpaint_fast.models.checkpoint import load_weights_folder
     from augpaint_fast.checks import in_range, input_folder, output_folder
     from augpaint_fast.errors import AugPaintError
 

@@ -157,12 +157,12 @@ def deep_cache_specs(unet: nn.Module, batch_sizes: Sequence[int] = DEFAULT_BATCH
     - ``unet_full``: (z, t[, cond]) -> (eps, feature), eps as the ``unet`` export;
     - ``unet_shallow``: (z, t[, cond], feature) -> eps, the outer blocks only.
 
-    ``depth`` (default ``engines.cached.DEFAULT_DEPTH``) is the skip index whose output block's input is cached;
+    ``depth`` (default ``models.unet.DEFAULT_CACHE_DEPTH``) is the skip index whose output block's input is cached;
     it is part of the config, so exports of other depths are cached separately.
     """
-    from augpaint_fast.engines.cached import DEFAULT_DEPTH
+    from augpaint_fast.models.unet import DEFAULT_CACHE_DEPTH
 
-    depth = DEFAULT_DEPTH if depth is None else depth
+    depth = DEFAULT_CACHE_DEPTH if depth is None else depth
     base = unet_inputs_of(unet)
     lat = unet.cfg.latent_size
     shallow_inputs = dict(base, feature=(torch.float32, unet.feature_shape(depth, lat, lat)))

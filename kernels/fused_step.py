@@ -24,9 +24,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ..sampler import fused_step_ref  # noqa: F401  (the reference: augpaint_fast.sampler.fused_step_ref)
-from .. import rng
-from ..masks import canonical_mask
+from ..core.sampler import fused_step_ref  # noqa: F401  (the reference: augpaint_fast.core.sampler.fused_step_ref)
+from ..core import rng
+from ..core.masks import canonical_mask
 
 # ---------------------------------------------------------------------------------------------------- reference
 fused_step_reference = fused_step_ref

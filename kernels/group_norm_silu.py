@@ -22,11 +22,12 @@ import torch
 import triton
 import triton.language as tl
 
-from ..fused_norm import group_norm_silu_ref
+from ..ops.fused_norm import group_norm_silu_ref
 
 
 # ---------------------------------------------------------------------------------------------------- reference
-group_norm_silu_reference = group_norm_silu_ref  # augpaint_fast.fused_norm.group_norm_silu_ref: GroupNorm, then SiLU
+# augpaint_fast.ops.fused_norm.group_norm_silu_ref: GroupNorm, then SiLU
+group_norm_silu_reference = group_norm_silu_ref
 
 
 # ------------------------------------------------------------------------------------------------------- kernel

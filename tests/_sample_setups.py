@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 
 SAMPLE = ["--steps", "2", "--n", "1"]
 

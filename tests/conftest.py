@@ -6,12 +6,12 @@ import pytest
 import torch
 
 # Triton reads TRITON_INTERPRET once, at its import: set it before any test module imports triton (directly or
-# through augpaint_fast.flops), so the Triton kernels run under the interpreter on a machine without a GPU.
+# through augpaint_fast.models.flops), so the Triton kernels run under the interpreter on a machine without a GPU.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from augpaint_fast.cli import SHIPPED_WEIGHTS
-from augpaint_fast.phantom import make_phantom
+from augpaint_fast.assets import SHIPPED_WEIGHTS
+from augpaint_fast.data.phantom import make_phantom
 
 
 @pytest.fixture(scope="session")

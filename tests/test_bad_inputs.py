@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 
 
 @dataclass(frozen=True)

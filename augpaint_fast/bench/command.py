@@ -1,6 +1,6 @@
 """``augpaint-fast bench``: AugPaint against its baselines and against the machine's limit, in one run.
 
-Wire into ``augpaint_fast/cli.py`` with::
+Wire into ``augpaint_fast/cli/main.py`` with::
 
     from .bench.command import add_bench_args, bench_command
     add_bench_args(sub.add_parser("bench", help="..."))

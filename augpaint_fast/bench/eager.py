@@ -3,7 +3,7 @@ against.
 
 The models are called directly (float32, NCHW, ``torch.no_grad``, no engine), every step allocates its
 temporaries, the schedule is read as Python floats, and the step is unfused: x0, zprev, known and the merge are
-separate tensor operations (DESIGN.md §3), with noise from a noise source (``augpaint_fast.noise``):
+separate tensor operations (DESIGN.md §3), with noise from a noise source (``augpaint_fast.ops.noise``):
 ``torch_noise`` for timing (``torch.randn``, what such a loop draws) and ``philox_noise`` for quality, where the
 eager float32 samples are the reference the faster configurations are compared with (same streams as
 ``sampler.augpaint_sample``: 0 = zhat, 1 = e_init, 2 + 2j = e_j, 3 + 2j = xi_j).
@@ -17,9 +17,9 @@ import math
 import torch
 from torch import nn
 
-from .. import rng
-from ..noise import NoiseFn
-from ..schedule import DDIMSchedule
+from ..core import rng
+from ..ops.noise import NoiseFn
+from ..core.schedule import DDIMSchedule
 
 
 @torch.no_grad()

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import rng
-from ..config import get_preset
+from ..core import rng
+from ..models.config import get_preset
 from ..engines import sample
 from ..models import UNet, VQAutoencoder
-from ..noise import torch_noise
-from ..repaint import RePaintSchedule, forward_jump, pixel_unet_config, reverse_step, stream_init
-from ..schedule import DDIMSchedule
+from ..ops.noise import torch_noise
+from .repaint import RePaintSchedule, forward_jump, pixel_unet_config, reverse_step, stream_init
+from ..core.schedule import DDIMSchedule
 from .eager import eager_sample
 from .machine import Timing, seconds_of
 
@@ -72,10 +72,10 @@ class Workload:
 
 def preset_costs(preset: str) -> tuple[dict, dict]:
     """(FLOPs per sample of one call of the encoder, decoder, U-Net and pixel-space U-Net; parameters of the
-    autoencoder, U-Net and pixel U-Net), counted on the meta device (``augpaint_fast.flops``)."""
+    autoencoder, U-Net and pixel U-Net), counted on the meta device (``augpaint_fast.models.flops``)."""
     # Imported here: torch's FLOP counter imports triton, which must not happen at import time of this module
     # (triton reads TRITON_INTERPRET once, when first imported; the CPU tests of the Triton kernel set it).
-    from ..flops import count_flops, param_count
+    from ..models.flops import count_flops, param_count
 
     p = get_preset(preset)
     with torch.device("meta"):

@@ -19,12 +19,12 @@ from ..engines import create_engine, engine_status
 from ..engines.torch_engine import DTYPES
 from ..errors import AugPaintError
 from ..progress import progress
-from ..repaint import repaint_schedule
-from ..schedule import ddim_schedule
+from .repaint import repaint_schedule
+from ..core.schedule import ddim_schedule
 from . import runner
 from .configs import RUNTIME_OPTIONS, BenchConfig, default_configs
 from .machine import Timing, dense_peak, machine_info, memory_bandwidth_gbs, versions
-from .quality import QualitySet
+from .quality_set import QualitySet
 
 BASELINE = "torch-fp32"  # the configuration whose latent RePaint the baselines' ratios use
 
@@ -211,7 +211,7 @@ def _fill_ratios(records: list[dict]) -> None:
 
 
 def _quality_set(s: Settings) -> QualitySet:
-    from ..cli import SHIPPED_WEIGHTS
+    from ..assets import SHIPPED_WEIGHTS
 
     weights = Path(s.weights) if s.weights else SHIPPED_WEIGHTS
     return QualitySet.load(weights, s.quality_sources, s.quality_per_source, seed=s.seed)

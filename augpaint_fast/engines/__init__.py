@@ -19,7 +19,7 @@ import importlib.util
 from typing import Callable
 
 from ..errors import AugPaintError
-from .loop import Sampled, sample
+from .sampling import Sampled, sample
 from .protocol import Engine, LoopEngine
 from .torch_engine import TorchEngine
 

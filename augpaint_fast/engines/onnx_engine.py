@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..config import AutoencoderConfig
+from ..models.config import AutoencoderConfig
 from ..errors import AugPaintError
 from .protocol import check_on_device, engine_device, run_padded
 
@@ -131,7 +131,7 @@ class OnnxEngine:
         else:
             providers = ["CPUExecutionProvider"]
         self.specs = export_specs(autoencoder, unet, self.batch_sizes or DEFAULT_BATCH_SIZES)
-        from .cached import CachedDenoiser, check_interval
+        from .feature_cache import CachedDenoiser, check_interval
 
         self.cache_interval = check_interval(cache_interval)
         self._cached = None

@@ -97,7 +97,7 @@ class OpenVinoEngine:
         from augpaint_fast.export.onnx_export import export_onnx
         from augpaint_fast.export.specs import export_specs
 
-        from .cached import check_interval
+        from .feature_cache import check_interval
 
         self.device = engine_device(device)
         if self.device.type != "cpu":
@@ -140,7 +140,7 @@ class OpenVinoEngine:
                                              self.batch_sizes)
         self._cached = None
         if self.cache_interval > 1:
-            from .cached import CachedDenoiser
+            from .feature_cache import CachedDenoiser
 
             self._cached = CachedDenoiser(self._full, self._shallow, self.cache_interval)
 

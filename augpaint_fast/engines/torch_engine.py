@@ -17,7 +17,7 @@ measured faster, see BENCHMARKS.md "Engines"):
   a call is padded up to the nearest captured size and its output sliced (DESIGN.md §5). ``sample_loop`` then
   also runs a whole sampling loop (U-Net + Triton fused step) as one graph per batch shape (``graphed``).
 - ``fused_norm``: every GroupNorm (+ SiLU) of the U-Net and the autoencoder runs as one fused kernel
-  (``augpaint_fast.fused_norm``: C++ on CPU, Triton on CUDA; activations keep the compute dtype, so under bf16
+  (``augpaint_fast.ops.fused_norm``: C++ on CPU, Triton on CUDA; activations keep the compute dtype, so under bf16
   autocast no float32 copies are made around the norms).
 - ``cache_interval``: feature caching across steps (``engines.cached``, DeepCache): every N-th U-Net call of a
   run is full, the others reuse its deep feature and run only the outer blocks. 1 (default) = off, outputs
@@ -36,7 +36,8 @@ from typing import Sequence
 import torch
 
 from ..errors import AugPaintError
-from ..graphed import LoopCache, engine_sample_loop
+from ..models.unet import DEFAULT_CACHE_DEPTH
+from ..ops.graphed import LoopCache, engine_sample_loop
 from .protocol import check_on_device, engine_device, run_padded
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -84,7 +85,7 @@ class TorchEngine:
             raise AugPaintError("the torch engine's batch_sizes are the sizes its CUDA graphs are captured for: "
                                 "give them with --cuda-graphs, or leave them out")
         # -- inference fast paths and feature caching (see the module docstring) ---------------------------------
-        from .cached import CachedDenoiser, check_interval
+        from .feature_cache import CachedDenoiser, check_interval
 
         fast = fast_paths_default(self.device, self.dtype)
         self.fused_norm = (fast and not compile) if fused_norm is None else bool(fused_norm)
@@ -180,7 +181,7 @@ class TorchEngine:
 
     def sample_loop(self, z0, mask, uids, seed, schedule, callback=None) -> torch.Tensor | None:
         """The whole sampling loop as one CUDA graph of U-Net + fused step + device step counter, replayed S
-        times (``augpaint_fast.graphed``), or None unless on CUDA with ``cuda_graphs`` (the caller then runs
+        times (``augpaint_fast.ops.graphed``), or None unless on CUDA with ``cuda_graphs`` (the caller then runs
         ``sampler.augpaint_sample`` over ``denoiser``). Captures the raw U-Net call, not ``_graphed``."""
         if not (self.device.type == "cuda" and self.cuda_graphs) or self._cached is not None:
             return None
@@ -192,16 +193,12 @@ class TorchEngine:
 
     # -- feature caching: the split U-Net behind self._cached --------------------------------------------------
     def _unet_full(self, z, t, cond):
-        from .cached import DEFAULT_DEPTH
-
         with self._autocast():
-            return self.unet.forward_with_feature(z, t, cond, depth=DEFAULT_DEPTH)
+            return self.unet.forward_with_feature(z, t, cond, depth=DEFAULT_CACHE_DEPTH)
 
     def _unet_shallow(self, z, t, cond, feature):
-        from .cached import DEFAULT_DEPTH
-
         with self._autocast():
-            return self.unet.forward_shallow(z, t, feature, cond, depth=DEFAULT_DEPTH)
+            return self.unet.forward_shallow(z, t, feature, cond, depth=DEFAULT_CACHE_DEPTH)
 
     def reset_cache(self) -> None:
         """Forget the cached deep features (the next U-Net call is a full one)."""

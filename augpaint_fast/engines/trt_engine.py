@@ -26,7 +26,7 @@ import torch
 
 from ..errors import AugPaintError
 from ..export.trt_build import trt_missing
-from ..graphed import LoopCache, engine_sample_loop, trt_denoiser
+from ..ops.graphed import LoopCache, engine_sample_loop, trt_denoiser
 from .protocol import check_on_device, engine_device, run_padded
 
 __all__ = ["TrtEngine", "trt_missing"]
@@ -180,7 +180,7 @@ class TrtEngine:
 
     def sample_loop(self, z0, mask, uids, seed, schedule, callback=None) -> torch.Tensor | None:
         """The whole sampling loop as one CUDA graph of U-Net enqueue + fused step + device step counter per
-        batch shape (``augpaint_fast.graphed``), or None (caller falls back to ``sampler.augpaint_sample``) unless
+        batch shape (``augpaint_fast.ops.graphed``), or None (caller falls back to ``sampler.augpaint_sample``) unless
         on CUDA with ``cuda_graphs``, an unconditional U-Net and a batch inside the plan's profile."""
         if not (self.device.type == "cuda" and self.cuda_graphs) or self.cond:
             return None

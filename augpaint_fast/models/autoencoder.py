@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import AutoencoderConfig
+from .config import AutoencoderConfig
 from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, norm_act
 
 NORM_EPS = 1e-6

@@ -23,7 +23,7 @@ def group_norm(channels: int, num_groups: int, eps: float) -> nn.GroupNorm:
 
 # Inference fast paths, off by default (the models then run exactly torch's ops, as in training); engines switch
 # them on around their inference calls with ``inference_paths(...)``:
-# - fused_norm: GroupNorm (+ SiLU) pairs run as one fused kernel (``augpaint_fast.fused_norm``);
+# - fused_norm: GroupNorm (+ SiLU) pairs run as one fused kernel (``augpaint_fast.ops.fused_norm``);
 # - flash_attention: q, k, v are laid out with unit stride on the head dimension, which lets
 #   ``F.scaled_dot_product_attention`` pick its fused (flash) kernel on CPU and GPU instead of the math fallback.
 # Under torch.compile the context is not read (dynamo cannot trace it): no fused norm (inductor fuses the pair
@@ -48,7 +48,7 @@ def norm_act(norm: nn.GroupNorm, x: torch.Tensor, silu: bool = True) -> torch.Te
     """``F.silu(norm(x))`` (or ``norm(x)`` with ``silu=False``); one fused kernel inside
     ``inference_paths(fused_norm=True)``."""
     if not torch.compiler.is_compiling() and _FUSED_NORM.get():  # (inductor fuses the pair itself)
-        from ..fused_norm import group_norm_silu
+        from ..ops.fused_norm import group_norm_silu
 
         return group_norm_silu(x, norm.weight, norm.bias, norm.num_groups, norm.eps, silu)
     y = norm(x)

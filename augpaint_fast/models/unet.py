@@ -18,10 +18,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import UNetConfig
+from .config import UNetConfig
 from .layers import AttnBlock, Downsample, ResnetBlock, Upsample, group_norm, norm_act, timestep_embedding
 
 NORM_EPS = 1e-5
+# The skip index whose output block's input feature caching keeps (``forward_with_feature``/``forward_shallow``):
+# DeepCache's default branch for LDM-style U-Nets. Engines cache at it; export splits the U-Net at it.
+DEFAULT_CACHE_DEPTH = 1
 
 
 class _Level(nn.Module):

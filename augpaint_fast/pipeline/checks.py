@@ -23,7 +23,7 @@ def check_inputs(opts) -> None:
 
 def _check_settings(opts) -> None:
     from ..engines import check_engine
-    from ..generate import SampleOptions, check_options
+    from ..job.generate import SampleOptions, check_options
     from ..segmentation.model import SegModelConfig
 
     in_range("--seed", opts.seed, 0, 0xFFFFFFFF)
@@ -45,8 +45,8 @@ def _check_settings(opts) -> None:
 
 def _check_models(opts) -> None:
     """The given weights folder, whole, for every variant the methods sample with; else the preset to train."""
-    from ..checkpoint import load_weights_folder
-    from ..config import get_preset
+    from ..models.checkpoint import load_weights_folder
+    from ..models.config import get_preset
 
     if opts.weights is None:
         get_preset(opts.preset)

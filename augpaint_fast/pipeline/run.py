@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..checkpoint import weights_sha256
+from ..models.checkpoint import weights_sha256
 from ..data import Dataset
 from ..errors import AugPaintError
-from ..masks import MASK_MODES
+from ..core.masks import MASK_MODES
 from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
 from .checks import check_inputs
@@ -163,7 +163,7 @@ def _kept_count(n_sources: int, per_source: int, keep: float, by_source: bool) -
 
 def run_pipeline(opts: PipelineOptions, log=print) -> dict:
     """Run (or resume) the pipeline; returns the results (also written to OUT/results.json and results.md)."""
-    from ..generate import SampleOptions, run_sampling
+    from ..job.generate import SampleOptions, run_sampling
     from ..segmentation.evaluate import evaluate
     from ..segmentation.filtering import run_filter
     from ..segmentation.rand_aug import run_rand_aug

@@ -1,7 +1,7 @@
 """CLI registration of the segmentation-side commands: ``train-seg``, ``evaluate``, ``filter``, ``rand-aug``,
 ``export-dataset``. Each module owns its ``add_*_args(parser)`` and ``*_command(args)``; this table wires them::
 
-    add_segmentation_commands(subparsers)   # in augpaint_fast.cli; the handler lands in args.handler
+    add_segmentation_commands(subparsers)   # in augpaint_fast.cli.main; the handler lands in args.handler
 """
 from __future__ import annotations
 

@@ -29,9 +29,9 @@ import numpy as np
 from ..atomic import atomic_write
 from ..data import Dataset, OutputWriter, read_image, resize_pair
 from ..errors import AugPaintError
-from ..preview import make_preview
+from ..job.preview import make_preview
 from ..progress import progress as progress_bar
-from ..rng import random_bits, sample_uid
+from ..core.rng import random_bits, sample_uid
 from .augment import apply_joint, build_recipe
 
 PREVIEW_ROWS = 8

@@ -26,13 +26,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..progress import progress as progress_bar
-from ..checkpoint import save_model
-from ..config import get_preset
+from ..models.checkpoint import save_model
+from ..models.config import get_preset
 from ..data import load_training_images
 from ..models import VQAutoencoder
 from ..errors import AugPaintError
-from .distributed import barrier, init_distributed, split_batch, unwrap, wrap_ddp
-from .loop import (Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
+from .ddp import barrier, init_distributed, split_batch, unwrap, wrap_ddp
+from .shared import (Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
                    psnr, save_state)
 
 

@@ -6,7 +6,7 @@ with shift/scale the per-channel mean/std over the training set, stored in the U
 factor is not enough: the channels' statistics differ by 2-3x.) The saved weights are the EMA's.
 
 ``conditional=True`` trains the paper's conditional variant (§3.1, eq. 1) into ``unet-cond/``: the U-Net also
-takes the normalised latent of the image under a random box mask (``augpaint_fast.conditional``), so each
+takes the normalised latent of the image under a random box mask (``augpaint_fast.core.conditional``), so each
 step's loss is ``|| eps - eps_theta(z_t, z_mask, t) ||^2``. ``flip_augment=True`` adds the horizontally,
 vertically and doubly flipped images to the training set (4x the latents; for data where a flipped scan is as
 plausible as the original, e.g. dermoscopy, not for a fixed anatomical layout).
@@ -32,16 +32,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CONFIG_FILE, UNET_FOLDERS, load_model, read_config, save_model
-from ..conditional import MASK_VERSIONS, masked_images, training_masks
+from ..models.checkpoint import CONFIG_FILE, UNET_FOLDERS, load_model, read_config, save_model
+from ..core.conditional import MASK_VERSIONS, masked_images, training_masks
 from ..progress import progress as progress_bar
-from ..config import get_preset
+from ..models.config import get_preset
 from ..data import load_training_images
 from ..errors import AugPaintError
 from ..models import UNet
-from ..schedule import NUM_TRAIN_STEPS, alphas_cumprod
-from .distributed import all_reduce_mean, barrier, init_distributed, split_batch, unwrap, wrap_ddp
-from .loop import (EMA, Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
+from ..core.schedule import NUM_TRAIN_STEPS, alphas_cumprod
+from .ddp import all_reduce_mean, barrier, init_distributed, split_batch, unwrap, wrap_ddp
+from .shared import (EMA, Batches, check_model_folder, check_training_args, finished_training, load_state, lr_at,
                    save_state)
 
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from augpaint_fast.bench.report import goals, markdown
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 
 REQUIRED = {"engine", "method", "preset", "batch_size", "steps", "seconds_per_batch", "samples_per_s", "unet_calls",
             "gflop_per_call", "fraction_of_peak", "dtype", "cache_interval", "machine", "versions", "dense_peak",

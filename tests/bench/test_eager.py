@@ -1,14 +1,14 @@
 """The eager baseline computes Algorithm 1: with the counter-based noise it matches the sampler's reference."""
 import torch
 
-from augpaint_fast import rng
+from augpaint_fast.core import rng
 from augpaint_fast.bench.eager import eager_generate, eager_sample
 from augpaint_fast.bench.runner import perturbed
-from augpaint_fast.config import get_preset
+from augpaint_fast.models.config import get_preset
 from augpaint_fast.models import UNet, VQAutoencoder
-from augpaint_fast.noise import philox_noise
-from augpaint_fast.sampler import augpaint_sample
-from augpaint_fast.schedule import ddim_schedule
+from augpaint_fast.ops.noise import philox_noise
+from augpaint_fast.core.sampler import augpaint_sample
+from augpaint_fast.core.schedule import ddim_schedule
 
 
 def _models():

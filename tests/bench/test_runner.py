@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from augpaint_fast import fused
+from augpaint_fast.ops import fused
 from augpaint_fast.bench import runner
 from augpaint_fast.engines import create_engine
-from augpaint_fast.repaint import repaint_schedule
-from augpaint_fast.schedule import ddim_schedule
+from augpaint_fast.bench.repaint import repaint_schedule
+from augpaint_fast.core.schedule import ddim_schedule
 
 CPU = torch.device("cpu")
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 from augpaint_fast.data import Dataset, OutputWriter, read_image, read_label
 from augpaint_fast.data.dataset_export import export_dataset
 from augpaint_fast.errors import AugPaintError
-from augpaint_fast.phantom import make_phantom
+from augpaint_fast.data.phantom import make_phantom
 
 
 def _generated(out, data, n=2, rgb=False):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from augpaint_fast.checkpoint import save_model
-from augpaint_fast.config import get_preset
+from augpaint_fast.models.checkpoint import save_model
+from augpaint_fast.models.config import get_preset
 from augpaint_fast.models import UNet, VQAutoencoder
 
 

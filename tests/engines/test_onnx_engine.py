@@ -72,7 +72,7 @@ def test_unknown_option_is_one_line_error(engines):
 def test_full_sampling_run_matches_torch(engines, phantom_data, tmp_path, monkeypatch):
     """Same seed, same weights: onnx and torch give the same pairs. Stated tolerance: images within 2e-3 max
     abs (8-bit PNG output: at most 1 grey level apart), labels identical."""
-    from augpaint_fast import generate
+    from augpaint_fast.job import generate
     from augpaint_fast.data.imageio import read_image
 
     ae, unet, cache_dir, *_ = engines
@@ -101,9 +101,9 @@ def test_full_sampling_run_matches_torch(engines, phantom_data, tmp_path, monkey
 
 def test_feature_caching_matches_torch(engines):
     """cache_interval 3 over the exported unet_full/unet_shallow graphs: the torch engine's cached run (1e-4)."""
-    from augpaint_fast import fused
-    from augpaint_fast.sampler import augpaint_sample
-    from augpaint_fast.schedule import ddim_schedule
+    from augpaint_fast.ops import fused
+    from augpaint_fast.core.sampler import augpaint_sample
+    from augpaint_fast.core.schedule import ddim_schedule
 
     ae, unet, cache_dir, *_ = engines
     g = torch.Generator().manual_seed(1)

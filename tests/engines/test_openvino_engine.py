@@ -34,7 +34,7 @@ def test_missing_openvino_is_one_line_with_install_hint(monkeypatch, phantom_dat
     msg = str(info.value)
     assert msg.startswith("--engine openvino is unavailable: openvino not installed") and "\n" not in msg
     assert "pip install 'augpaint-fast[openvino]'" in msg
-    from augpaint_fast.cli import main
+    from augpaint_fast.cli.main import main
 
     assert main(["sample", "--data", str(phantom_data), "--out", str(tmp_path / "o"), "--engine", "openvino"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -48,7 +48,7 @@ pytest.importorskip("onnx")
 
 @pytest.fixture(scope="module")
 def trained(weights):
-    from augpaint_fast.checkpoint import load_weights_folder
+    from augpaint_fast.models.checkpoint import load_weights_folder
 
     ae, _, unet, _ = load_weights_folder(weights)
     return ae, unet
@@ -126,9 +126,9 @@ def test_padding_compile_cache_and_bad_options(cache_dir, tmp_path):
 
 def test_feature_caching_matches_torch(trained, cache_dir):
     """Interval 3: the exported full/shallow graphs give the torch engine's cached run (fp32, 1e-4)."""
-    from augpaint_fast import fused
-    from augpaint_fast.sampler import augpaint_sample
-    from augpaint_fast.schedule import ddim_schedule
+    from augpaint_fast.ops import fused
+    from augpaint_fast.core.sampler import augpaint_sample
+    from augpaint_fast.core.schedule import ddim_schedule
 
     ae, unet = trained
     g = torch.Generator().manual_seed(1)
@@ -157,8 +157,8 @@ def test_conditional_unet(cache_dir):
 @pytest.mark.parametrize("dtype,max_grey,mad_grey", [("float32", 1, 0.01), ("bfloat16", 24, 0.5)])
 def test_full_sampling_run_against_torch(trained, cache_dir, phantom_data, weights, tmp_path, monkeypatch, dtype,
                                          max_grey, mad_grey):
-    from augpaint_fast import generate
-    from augpaint_fast.quality import run_quality
+    from augpaint_fast.job import generate
+    from augpaint_fast.job.quality import run_quality
 
     real_create = generate.create_engine
     monkeypatch.setattr(generate, "create_engine", lambda name, a, u, **kw: real_create(

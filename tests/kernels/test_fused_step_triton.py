@@ -1,6 +1,6 @@
 """Triton fused step vs the PyTorch reference: natively on CUDA, else under TRITON_INTERPRET=1 on CPU.
 
-Same error bound as tests/test_fused_cpp.py (per element, every dtype):
+Same error bound as tests/ops/test_fused_cpp.py (per element, every dtype):
     |triton - ref64| <= 2 * |ref - ref64| + 8 * 2**-24 * M
 (ref64: the step in float64 on the same Philox integers; M: sum of the step's term magnitudes). Philox integers
 are bit-identical; normals within 4 fp32 ulps of max(|n|, 1) (interpreter, numpy log/cos: measured <= 4).
@@ -23,12 +23,12 @@ try:
 except ImportError as exc:  # pragma: no cover
     pytest.skip(f"triton not importable ({exc}): pip install triton", allow_module_level=True)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
 cpp_tests = importlib.import_module("test_fused_cpp")  # shared float64 reference + bound
-from augpaint_fast import rng  # noqa: E402
+from augpaint_fast.core import rng  # noqa: E402
 from augpaint_fast.kernels import fused_step as K  # noqa: E402
-from augpaint_fast.sampler import augpaint_sample, fused_step_ref  # noqa: E402
-from augpaint_fast.schedule import ddim_schedule  # noqa: E402
+from augpaint_fast.core.sampler import augpaint_sample, fused_step_ref  # noqa: E402
+from augpaint_fast.core.schedule import ddim_schedule  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 S = cpp_tests.S

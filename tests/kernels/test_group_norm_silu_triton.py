@@ -1,6 +1,6 @@
 """Triton fused GroupNorm (+ SiLU) vs the PyTorch reference: natively on CUDA, else under TRITON_INTERPRET=1 on CPU.
 
-Same per-element bound as tests/test_fused_norm.py (float32 and bfloat16, NCHW and channels_last, odd channel and
+Same per-element bound as tests/ops/test_fused_norm.py (float32 and bfloat16, NCHW and channels_last, odd channel and
 group counts):
     |triton - ref64| <= 2 * |ref - ref64| + ulp(dtype) * |ref64| + 16 * 2**-24 * M
 The interpreter must be switched on before triton is imported, so this module sets TRITON_INTERPRET=1 when no GPU
@@ -22,9 +22,9 @@ try:
 except ImportError as exc:  # pragma: no cover
     pytest.skip(f"triton not importable ({exc}): pip install triton", allow_module_level=True)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ops"))
 cpu_tests = importlib.import_module("test_fused_norm")  # shared inputs, float64 reference and bound
-from augpaint_fast import fused, fused_norm  # noqa: E402
+from augpaint_fast.ops import fused, fused_norm  # noqa: E402
 from augpaint_fast.kernels import group_norm_silu as K  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"

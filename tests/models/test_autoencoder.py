@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from augpaint_fast.config import AutoencoderConfig, get_preset
+from augpaint_fast.models.config import AutoencoderConfig, get_preset
 from augpaint_fast.models import VQAutoencoder
 from augpaint_fast.models.layers import AttnBlock
 

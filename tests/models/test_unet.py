@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from augpaint_fast.config import UNetConfig, get_preset
+from augpaint_fast.models.config import UNetConfig, get_preset
 from augpaint_fast.models import UNet
 from augpaint_fast.models.layers import AttnBlock, Downsample, Upsample, timestep_embedding
 

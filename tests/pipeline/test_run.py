@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("monai")
 
-from augpaint_fast.cli import SHIPPED_WEIGHTS  # noqa: E402
-from augpaint_fast.phantom import make_phantom  # noqa: E402
+from augpaint_fast.assets import SHIPPED_WEIGHTS  # noqa: E402
+from augpaint_fast.data.phantom import make_phantom  # noqa: E402
 from augpaint_fast.pipeline import run as pipeline  # noqa: E402
 from augpaint_fast.pipeline.run import PipelineOptions, run_pipeline  # noqa: E402
 

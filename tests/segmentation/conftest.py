@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("monai")
 
 from augpaint_fast.data import Dataset, OutputWriter  # noqa: E402
-from augpaint_fast.phantom import make_phantom  # noqa: E402
+from augpaint_fast.data.phantom import make_phantom  # noqa: E402
 from augpaint_fast.segmentation.train import train_segmentation  # noqa: E402
 
 SIZE = 32

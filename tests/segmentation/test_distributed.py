@@ -18,7 +18,7 @@ import torch
 from augpaint_fast.data.pairs import load_pairs, open_pairs
 from augpaint_fast.segmentation.model import load_run
 from augpaint_fast.segmentation.train import BatchStream, train_segmentation
-from augpaint_fast.training.loop import STATE_FILE
+from augpaint_fast.training.shared import STATE_FILE
 
 from .conftest import SIZE, TINY
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 from augpaint_fast.data import resize_label
 from augpaint_fast.data.pairs import load_pairs, open_pairs
 from augpaint_fast.errors import AugPaintError

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 from augpaint_fast.segmentation.metrics import MetricTotals, dice_hd95
 
 
@@ -88,7 +88,7 @@ def test_evaluate_command_writes_table_and_json(seg_run, seg_test, tmp_path, cap
 
 
 def test_evaluate_refuses_unknown_classes_and_bad_runs(seg_run, tmp_path, capsys):
-    from augpaint_fast.phantom import make_phantom
+    from augpaint_fast.data.phantom import make_phantom
 
     make_phantom(tmp_path / "five", n=2, seed=0, size=32, classes=5, progress=False)
     assert main(["evaluate", "--model", str(seg_run), "--data", str(tmp_path / "five")]) == 2

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 from augpaint_fast.data import Dataset, read_image, read_label
 from augpaint_fast.data.pairs import open_pairs
 from augpaint_fast.segmentation.rand_aug import run_rand_aug

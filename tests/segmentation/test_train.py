@@ -7,13 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 from augpaint_fast.errors import AugPaintError
 from augpaint_fast.segmentation import train as train_mod
 from augpaint_fast.segmentation.model import load_run
 from augpaint_fast.segmentation.train import BatchStream, train_segmentation
-from augpaint_fast.training.distributed import DistContext
-from augpaint_fast.training.loop import STATE_FILE
+from augpaint_fast.training.ddp import DistContext
+from augpaint_fast.training.shared import STATE_FILE
 
 from .conftest import TINY, write_generated
 

@@ -1,7 +1,7 @@
 """Run by tests/training/test_distributed_training.py under torchrun: train-ae then train-ldm through the CLI."""
 import sys
 
-from augpaint_fast.cli import main
+from augpaint_fast.cli.main import main
 
 data, weights = sys.argv[1], sys.argv[2]
 common = ["--data", data, "--weights", weights, "--preset", "tiny", "--steps", "6", "--batch-size", "4",

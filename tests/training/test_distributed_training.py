@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from augpaint_fast.checkpoint import load_weights_folder
-from augpaint_fast.cli import main
-from augpaint_fast.phantom import make_phantom
+from augpaint_fast.models.checkpoint import load_weights_folder
+from augpaint_fast.cli.main import main
+from augpaint_fast.data.phantom import make_phantom
 
 TOL = 1e-4
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from augpaint_fast.checkpoint import load_weights_folder
-from augpaint_fast.cli import main
+from augpaint_fast.models.checkpoint import load_weights_folder
+from augpaint_fast.cli.main import main
 from augpaint_fast.errors import AugPaintError
-from augpaint_fast.phantom import make_phantom
-from augpaint_fast.training import loop, train_autoencoder, train_ldm
+from augpaint_fast.data.phantom import make_phantom
+from augpaint_fast.training import shared, train_autoencoder, train_ldm
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ LDM = dict(preset="tiny", steps=6, batch_size=4, checkpoint_every=3, progress=Fa
 
 
 def _interrupt_after(monkeypatch, calls):
-    original = loop.Batches.next
+    original = shared.Batches.next
     count = {"n": 0}
 
     def next_or_stop(self):
@@ -34,7 +34,7 @@ def _interrupt_after(monkeypatch, calls):
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(loop.Batches, "next", next_or_stop)
+    monkeypatch.setattr(shared.Batches, "next", next_or_stop)
 
 
 def test_autoencoder_and_ldm_train_save_and_load(data, tmp_path):
@@ -43,7 +43,7 @@ def test_autoencoder_and_ldm_train_save_and_load(data, tmp_path):
     ldm = train_ldm(data, tmp_path / "w", **LDM)
     autoencoder, ae_cfg, unet, unet_cfg = load_weights_folder(tmp_path / "w")
     assert unet_cfg.latent_shift == pytest.approx(ldm.latent_shift) and len(unet_cfg.latent_scale) == 3
-    assert not (tmp_path / "w" / "unet" / loop.STATE_FILE).exists()
+    assert not (tmp_path / "w" / "unet" / shared.STATE_FILE).exists()
     with torch.no_grad():
         h = autoencoder.encode(torch.zeros(1, 3, 64, 64))
     assert h.shape == (1, 3, 16, 16)
@@ -60,7 +60,7 @@ def test_interrupted_ldm_training_resumes_to_the_same_weights(data, tmp_path, mo
         _interrupt_after(m, 4)
         with pytest.raises(KeyboardInterrupt):
             train_ldm(data, tmp_path / "b", **LDM)
-    assert (tmp_path / "b" / "unet" / loop.STATE_FILE).exists()
+    assert (tmp_path / "b" / "unet" / shared.STATE_FILE).exists()
     train_ldm(data, tmp_path / "b", **LDM)
     a = load_file(tmp_path / "a" / "unet" / "model.safetensors")
     b = load_file(tmp_path / "b" / "unet" / "model.safetensors")
@@ -74,7 +74,7 @@ def test_resume_with_other_settings_is_refused(data, tmp_path, monkeypatch):
             train_autoencoder(data, tmp_path / "w", **AE)
     with pytest.raises(AugPaintError, match="batch_size"):
         train_autoencoder(data, tmp_path / "w", **{**AE, "batch_size": 2})
-    (tmp_path / "w" / "autoencoder" / loop.STATE_FILE).write_bytes(b"torn")
+    (tmp_path / "w" / "autoencoder" / shared.STATE_FILE).write_bytes(b"torn")
     with pytest.raises(AugPaintError, match="not a readable training state"):
         train_autoencoder(data, tmp_path / "w", **AE)
 
@@ -86,15 +86,15 @@ def test_ldm_needs_an_autoencoder(data, tmp_path):
 
 def test_ema_warms_up_and_lr_schedule_shape():
     model = torch.nn.Linear(2, 2, bias=False)
-    ema = loop.EMA(model, decay=0.999)
+    ema = shared.EMA(model, decay=0.999)
     with torch.no_grad():
         model.weight.add_(1.0)
     ema.update(model)  # decay min(0.999, 2/11): the average moves most of the way at once
     moved = (ema.shadow["weight"] - (model.weight - 1.0)).mean().item()
     assert moved == pytest.approx(1 - 2 / 11, rel=1e-5)
-    assert loop.lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
-    assert loop.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
-    assert loop.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+    assert shared.lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert shared.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert shared.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
 
 
 
@@ -125,7 +125,7 @@ def _only_uncond(tmp_path):
 
 
 def test_training_masks_are_reproducible_boxes():
-    from augpaint_fast.conditional import MASK_VERSIONS, training_masks
+    from augpaint_fast.core.conditional import MASK_VERSIONS, training_masks
 
     a, b = training_masks(5, 32, seed=1), training_masks(7, 32, seed=1)
     assert a.shape == (5, MASK_VERSIONS, 1, 32, 32) and torch.equal(a, b[:5])  # independent of the count
@@ -181,17 +181,17 @@ def test_every_file_training_writes_follows_the_umask(data, tmp_path, monkeypatc
     finally:
         os.umask(old)
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    assert tmp_path / "cut" / "autoencoder" / loop.STATE_FILE in files
-    assert {p.name for p in files} == {"config.json", "model.safetensors", loop.STATE_FILE}
+    assert tmp_path / "cut" / "autoencoder" / shared.STATE_FILE in files
+    assert {p.name for p in files} == {"config.json", "model.safetensors", shared.STATE_FILE}
     assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == \
         {p.relative_to(tmp_path).as_posix(): "0o644" for p in files}
-    assert torch.load(tmp_path / "cut" / "autoencoder" / loop.STATE_FILE, weights_only=True)["step"] == 2
+    assert torch.load(tmp_path / "cut" / "autoencoder" / shared.STATE_FILE, weights_only=True)["step"] == 2
 
 
 def test_a_state_without_what_a_resume_needs_is_refused(tmp_path):
-    torch.save({"settings": {"preset": "tiny"}, "step": 3}, tmp_path / loop.STATE_FILE)
+    torch.save({"settings": {"preset": "tiny"}, "step": 3}, tmp_path / shared.STATE_FILE)
     with pytest.raises(AugPaintError, match="no model, opt, seconds"):
-        loop.load_state(tmp_path, {"preset": "tiny"})
-    torch.save([1, 2], tmp_path / loop.STATE_FILE)
+        shared.load_state(tmp_path, {"preset": "tiny"})
+    torch.save([1, 2], tmp_path / shared.STATE_FILE)
     with pytest.raises(AugPaintError, match="no settings"):
-        loop.load_state(tmp_path, {"preset": "tiny"})
+        shared.load_state(tmp_path, {"preset": "tiny"})
