@@ -135,8 +135,8 @@ class Dataset:
                 f"dataset root {root} has no images/ folder (expected images/ and labels/ with files of the "
                 f"same stem, optionally unlabelled/)"
             )
-        images, opts = nnunet.pick_channel(_scan(img_dir, "images"), opts)
-        unl = nnunet.pick_channel(_scan(unl_dir, "unlabelled"), opts)[0] if unl_dir.is_dir() else {}
+        images, opts = nnunet.pick_channel(root, _scan(img_dir, "images"), opts)
+        unl = nnunet.pick_channel(root, _scan(unl_dir, "unlabelled"), opts)[0] if unl_dir.is_dir() else {}
         if not images and not (unl and not labels_required):
             raise AugPaintError(
                 f"{root}/images/ has no images (supported: {', '.join(IMAGE_SUFFIXES)}, .nii, .nii.gz)"

@@ -34,11 +34,12 @@ def layout(root: Path) -> tuple[Path, Path, Path]:
     return root / "images", root / "labels", root / "unlabelled"
 
 
-def pick_channel(files: dict[str, Path], nifti):
-    """nnU-Net's per-channel files ``{<case>_<cccc>: path}`` -> ``({case: path of the chosen channel}, options
-    with the channel consumed)``; MSD-style names (no ``_<cccc>`` suffix on every file) pass unchanged."""
+def pick_channel(root: Path, files: dict[str, Path], nifti):
+    """In a raw dataset ``root``, nnU-Net's per-channel files ``{<case>_<cccc>: path}`` -> ``({case: path of the
+    chosen channel}, options with the channel consumed)``; MSD-style names (no ``_<cccc>`` suffix on every file)
+    and the project's own layout pass unchanged."""
     matches = {stem: CHANNEL.match(stem) for stem in files}
-    if not files or not all(matches.values()):
+    if not is_raw_dataset(root) or not files or not all(matches.values()):
         return files, nifti
     want = nifti.channel or 0
     picked = {m["case"]: files[stem] for stem, m in matches.items() if int(m["channel"]) == want}
