@@ -154,8 +154,15 @@ def _parser() -> argparse.ArgumentParser:
     add_pipeline_args(pl)
     pl.set_defaults(handler=pipeline_command)
 
+    from .interop.command import add_import_args, import_command  # interop: diffusers/MONAI models in
+
+    iw = sub.add_parser("import-weights", help="convert a local diffusers or MONAI model into a weights folder")
+    add_import_args(iw)
+    iw.set_defaults(handler=import_command)
+
     i = sub.add_parser("info", help="models' parameters and FLOPs, kernel path, engines")
     i.add_argument("--preset", default="tiny")
+    i.add_argument("--weights", type=Path, default=None, help="also say how this weights folder was made")
 
     d = sub.add_parser("demo", help="sample a small phantom set with the shipped tiny weights")
     d.add_argument("--out", type=Path, default=Path("demo_out"))
@@ -237,6 +244,10 @@ def _info(args) -> None:
     from ..models.flops import describe_preset
 
     print(describe_preset(args.preset))
+    if args.weights is not None:
+        from .interop.command import describe_import
+
+        print(describe_import(args.weights))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     status = fused.kernel_status()
     cpp = status["cpp"]

@@ -127,14 +127,16 @@ class Dataset:
         if not root.is_dir():
             raise AugPaintError(f"dataset root {root} is not a folder")
         opts = nifti if nifti is not None else NiftiOptions()
-        img_dir, lab_dir, unl_dir = root / "images", root / "labels", root / "unlabelled"
+        from ..interop import nnunet  # nnU-Net v2 raw / MSD task folders: imagesTr/, labelsTr/, imagesTs/
+
+        img_dir, lab_dir, unl_dir = nnunet.layout(root)
         if not img_dir.is_dir():
             raise AugPaintError(
                 f"dataset root {root} has no images/ folder (expected images/ and labels/ with files of the "
                 f"same stem, optionally unlabelled/)"
             )
-        images = _scan(img_dir, "images")
-        unl = _scan(unl_dir, "unlabelled") if unl_dir.is_dir() else {}
+        images, opts = nnunet.pick_channel(root, _scan(img_dir, "images"), opts)
+        unl = nnunet.pick_channel(root, _scan(unl_dir, "unlabelled"), opts)[0] if unl_dir.is_dir() else {}
         if not images and not (unl and not labels_required):
             raise AugPaintError(
                 f"{root}/images/ has no images (supported: {', '.join(IMAGE_SUFFIXES)}, .nii, .nii.gz)"

@@ -1,0 +1,83 @@
+"""``augpaint-fast import-weights``: a local diffusers or MONAI model -> a weights folder every engine samples with.
+
+The weights folder is the project's own (``checkpoint.py``); each model's ``config.json`` carries an
+``"imported"`` record: where it came from, which path was taken (``"converted"``: the tensors were mapped onto
+the project's model one for one) and the scheduler settings read. ``augpaint-fast info --weights W`` prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import CONFIG_FILE, save_model
+from ..checks import output_folder
+from ..errors import AugPaintError
+from ..models import UNet, VQAutoencoder
+from .convert import Unmappable, apply_rules
+
+SOURCES = ("diffusers",)
+
+
+def add_import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the model's library")
+    p.add_argument("folder", type=Path, help="the local, already downloaded model folder (nothing is downloaded)")
+    p.add_argument("--out", type=Path, required=True, help="weights folder to write (autoencoder/ and unet/)")
+
+
+def _convert(build, cfg, state: dict[str, torch.Tensor], rules, what: str) -> torch.nn.Module:
+    with torch.device("meta"):
+        model = build(cfg)
+    try:
+        converted = apply_rules(state, rules, model.state_dict())
+    except Unmappable as exc:
+        raise AugPaintError(f"{what} does not map onto the project's model: {exc}") from None
+    model.load_state_dict(converted, assign=True)
+    return model.eval()
+
+
+def import_diffusers(folder: Path, out: Path) -> dict[str, Any]:
+    """Convert the LDMPipeline in ``folder`` into the weights folder ``out`` -> the ``imported`` record."""
+    from .diffusers_import import check_scheduler, read_pipeline, unet_config, unet_rules, vq_config, vq_rules
+
+    output_folder("--out", out)
+    d_unet, d_vq, sched = read_pipeline(folder)
+    record = {"from": "diffusers", "source": str(Path(folder).resolve()), "path": "converted",
+              "scheduler": check_scheduler(sched)}
+    try:
+        ucfg = unet_config(dict(d_unet.config), float(d_vq.config.get("scaling_factor", 1.0)))
+        acfg = vq_config(dict(d_vq.config), ucfg.latent_size)
+    except Unmappable as exc:
+        raise AugPaintError(f"{folder}: the model does not map onto the project's architecture: {exc}") from None
+    unet = _convert(UNet, ucfg, d_unet.state_dict(), unet_rules(ucfg), f"{folder / 'unet'}")
+    autoencoder = _convert(VQAutoencoder, acfg, d_vq.state_dict(), vq_rules(acfg), f"{folder / 'vqvae'}")
+    record["tensors"] = {"unet": len(d_unet.state_dict()), "vqvae": len(d_vq.state_dict()), "unconverted": 0}
+    save_model(autoencoder, Path(out) / "autoencoder", "autoencoder", extra={"imported": record})
+    save_model(unet, Path(out) / "unet", "unet", extra={"imported": record})
+    return record
+
+
+def describe_import(weights: Path) -> str:
+    """One line for ``info --weights``: how the folder's U-Net was made (imported, and which path, or trained)."""
+    path = Path(weights) / "unet" / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AugPaintError(f"{path} is not readable JSON: {' '.join(str(exc).split())}") from None
+    rec = meta.get("imported") if isinstance(meta, dict) else None
+    if not rec:
+        return f"weights {weights}: trained by augpaint-fast (not imported)"
+    s = rec.get("scheduler", {})
+    return (f"weights {weights}: imported from {rec['from']} {rec['source']}, path: {rec['path']} "
+            f"({rec.get('tensors', {}).get('unconverted', '?')} unconverted tensors); scheduler "
+            f"{s.get('beta_schedule')} {s.get('beta_start')}..{s.get('beta_end')}, {s.get('prediction_type')}, "
+            f"timestep spacing {s.get('timestep_spacing')}")
+
+
+def import_command(args) -> None:
+    record = import_diffusers(args.folder, args.out)
+    print(f"imported {record['from']} {args.folder} -> {args.out} (path: {record['path']}, "
+          f"{record['tensors']['unet']} + {record['tensors']['vqvae']} tensors, 0 unconverted)")
