@@ -27,6 +27,7 @@ LAYERS = [
     ("data",),  # image/NIfTI IO, datasets, phantoms
     ("export",),  # ONNX/TensorRT artefacts, built without a runtime
     ("engines",),
+    ("interop",),  # models from diffusers (and later MONAI) converted into weights folders
     ("job",),  # the sampling job
     ("training",),
     ("embed",),  # library API, batcher, Dataset, Ray, HTTP service

@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     add_pipeline_args(pl)
     pl.set_defaults(handler=pipeline_command)
 
-    from .interop.command import add_import_args, import_command  # interop: diffusers/MONAI models in
+    from ..interop.command import add_import_args, import_command  # interop: diffusers/MONAI models in
 
     iw = sub.add_parser("import-weights", help="convert a local diffusers or MONAI model into a weights folder")
     add_import_args(iw)
@@ -245,7 +245,7 @@ def _info(args) -> None:
 
     print(describe_preset(args.preset))
     if args.weights is not None:
-        from .interop.command import describe_import
+        from ..interop.command import describe_import
 
         print(describe_import(args.weights))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

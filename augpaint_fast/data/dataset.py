@@ -127,7 +127,7 @@ class Dataset:
         if not root.is_dir():
             raise AugPaintError(f"dataset root {root} is not a folder")
         opts = nifti if nifti is not None else NiftiOptions()
-        from ..interop import nnunet  # nnU-Net v2 raw / MSD task folders: imagesTr/, labelsTr/, imagesTs/
+        from . import nnunet  # nnU-Net v2 raw / MSD task folders: imagesTr/, labelsTr/, imagesTs/
 
         img_dir, lab_dir, unl_dir = nnunet.layout(root)
         if not img_dir.is_dir():

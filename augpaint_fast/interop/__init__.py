@@ -1,2 +1,3 @@
-"""Interoperability with the ecosystems users' models and data live in: diffusers and MONAI models in
-(``import-weights``), nnU-Net v2 raw datasets and MSD task folders in (``--data``)."""
+"""Models from the ecosystems users already train in, converted into weights folders every engine samples
+with: diffusers LDM pipelines (``import-weights --from diffusers``). nnU-Net v2 and MSD folders are read by
+``data.nnunet``."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CONFIG_FILE, save_model
+from ..models.checkpoint import CONFIG_FILE, save_model
 from ..checks import output_folder
 from ..errors import AugPaintError
 from ..models import UNet, VQAutoencoder

@@ -26,9 +26,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..config import AutoencoderConfig, UNetConfig
+from ..models.config import AutoencoderConfig, UNetConfig
 from ..errors import AugPaintError
-from ..schedule import BETA_END, BETA_START, NUM_TRAIN_STEPS
+from ..core.schedule import BETA_END, BETA_START, NUM_TRAIN_STEPS
 from .convert import Rule, Unmappable
 
 UNET_DOWN = {"DownBlock2D": False, "AttnDownBlock2D": True}  # block type -> has attention

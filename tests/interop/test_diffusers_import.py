@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from augpaint_fast.checkpoint import load_weights_folder
-from augpaint_fast.cli import main
-from augpaint_fast.config import get_preset
+from augpaint_fast.models.checkpoint import load_weights_folder
+from augpaint_fast.cli.main import main
+from augpaint_fast.models.config import get_preset
 
 diffusers = pytest.importorskip("diffusers")
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from augpaint_fast import rng
-from augpaint_fast.repaint import forward_jump, repaint_schedule, reverse_step
-from augpaint_fast.sampler import fused_step_ref
-from augpaint_fast.schedule import alphas_cumprod, ddim_schedule
+from augpaint_fast.core import rng
+from augpaint_fast.bench.repaint import forward_jump, repaint_schedule, reverse_step
+from augpaint_fast.core.sampler import fused_step_ref
+from augpaint_fast.core.schedule import alphas_cumprod, ddim_schedule
 
 diffusers = pytest.importorskip("diffusers")
 from diffusers.schedulers import scheduling_repaint as repaint_module  # noqa: E402

@@ -7,7 +7,8 @@ import pytest
 nib = pytest.importorskip("nibabel")
 pytest.importorskip("monai")
 
-from augpaint_fast.cli import SHIPPED_WEIGHTS, main  # noqa: E402
+from augpaint_fast.assets import SHIPPED_WEIGHTS
+from augpaint_fast.cli.main import main  # noqa: E402
 from augpaint_fast.data import Dataset, NiftiOptions  # noqa: E402
 
 
