@@ -35,7 +35,8 @@ def random_box_mask(rng: np.random.Generator, size: int, max_boxes: int = 3, min
 
 
 def masked_images(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """``m * x``: images [B, C, H, W] in [-1, 1] with everything outside the known masks [B, 1, H, W] zeroed."""
+    """``m * x``, the conditional U-Net's input before encoding, in training and in sampling alike: images
+    [..., C, H, W] in [-1, 1] with everything outside the known masks [..., 1, H, W] zeroed."""
     return images * masks.to(images.dtype)
 
 

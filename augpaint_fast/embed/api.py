@@ -112,9 +112,8 @@ class AugPaint:
     def settings(self) -> dict:
         """The settings that, with the seed, source id and k, fix every pair (as in a job's run_config)."""
         o = self.generator.opts
-        return {"weights_sha256": self.weights_sha256, "steps": o.steps, "eta": o.eta, "mask_mode": o.mask_mode,
-                "margin": o.margin, "flip": o.flip, "output_size": o.output_size, "paste_back": o.paste_back,
-                "batch_size": o.batch_size, "engine": o.engine,
+        return {"weights_sha256": self.weights_sha256, **o.settings.as_dict(), "batch_size": o.batch_size,
+                "engine": o.engine,
                 "engine_options": {k: (str(v) if isinstance(v, Path) else v) for k, v in o.engine_options.items()}}
 
     def _run_batch(self, seed: int, items: list) -> list[AugmentedPair]:

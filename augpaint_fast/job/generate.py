@@ -32,13 +32,14 @@ import torch
 from scipy import ndimage
 
 from ..ops import fused
-from ..core import masks, rng
+from ..core import conditional, masks, rng
 from ..models.checkpoint import load_weights_folder, weights_sha256
 from ..data import Dataset, NiftiOptions, OutputWriter, resize_image, resize_pair
 from ..engines import create_engine, sample
 from ..checks import in_range, input_folder, output_folder
 from ..errors import AugPaintError
 from .preview import make_preview
+from .settings import SampleSettings
 from ..progress import progress as progress_bar
 from ..data.imageio import read_image
 from ..core.schedule import ddim_schedule
@@ -48,7 +49,7 @@ PREVIEW_ROWS = 6
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """Settings of one sampling run (the CLI's ``sample`` flags)."""
+    """Settings of one sampling run (the CLI's ``sample`` flags); ``settings`` is the part that fixes a sample."""
 
     n: int = 4
     steps: int = 50
@@ -65,6 +66,18 @@ class SampleOptions:
     max_classes: int = 16
     nifti: NiftiOptions | None = None
     engine_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: SampleSettings, **run) -> "SampleOptions":
+        """The options of a run with ``settings`` (its dtype and cache_interval as engine options) and the
+        per-run fields ``run`` (n, seed, batch_size, engine, ...; not ``engine_options``)."""
+        fields = {k: v for k, v in settings.as_dict().items() if k not in ("dtype", "cache_interval")}
+        return cls(**fields, **run, engine_options=settings.engine_options())
+
+    @property
+    def settings(self) -> SampleSettings:
+        """The record of the settings that fix this run's samples."""
+        return SampleSettings.of(self)
 
 
 def array_digest(*arrays: np.ndarray, nbytes: int = 8) -> str:
@@ -195,25 +208,8 @@ def data_fingerprint(sources: Sequence[Source]) -> dict:
 
 def run_config(opts: SampleOptions, weights_sha: str, data: dict | None = None) -> dict:
     """The settings that determine a run's samples (``OutputWriter`` compares them on resume); ``data`` is the
-    dataset's ``data_fingerprint`` (the embedding API has no dataset).
-
-    Engines agree to floating-point reassociation, so the engine is not among them; the options that change
-    samples by more than that are: the conditional variant, a reduced U-Net dtype and feature caching. Each is
-    recorded only when it is not the default, so folders made before it existed still resume.
-    """
-    config = {"seed": opts.seed, "weights_sha256": weights_sha, "steps": opts.steps, "eta": opts.eta,
-              "mask_mode": opts.mask_mode, "margin": opts.margin, "flip": opts.flip,
-              "output_size": opts.output_size, "paste_back": opts.paste_back}
-    if opts.variant != "uncond":
-        config["variant"] = opts.variant
-    dtype = opts.engine_options.get("dtype")
-    if dtype not in (None, "float32", "fp32"):
-        config["dtype"] = dtype
-    if opts.engine_options.get("cache_interval", 1) != 1:
-        config["cache_interval"] = opts.engine_options["cache_interval"]
-    if data is not None:
-        config["data"] = data
-    return config
+    dataset's ``data_fingerprint`` (the embedding API has no dataset). See ``SampleSettings.run_config``."""
+    return opts.settings.run_config(opts.seed, weights_sha, data)
 
 
 def manifest_record(item: WorkItem, kernel: str, weights: Path, opts: SampleOptions, config: dict) -> dict:
@@ -312,6 +308,13 @@ class Generator:
                 cache[key] = z.clone()  # its own storage: a cached row must not keep its whole batch alive
         return self._cached(cache, keys)
 
+    def _cond_latents(self, items: Sequence[WorkItem], views: list[tuple[np.ndarray, ...]]) -> torch.Tensor:
+        """The conditional U-Net's input: latents of the masked images, built as in training
+        (``conditional.masked_images``) from each view's image and image-size known mask."""
+        masked = [conditional.masked_images(torch.from_numpy(image), torch.from_numpy(known)[None]).numpy()
+                  for image, _, known in views]
+        return self._clean_latents(items, masked, self._cond)
+
     def _known_masks(self, items: Sequence[WorkItem], image_masks: list[np.ndarray]) -> torch.Tensor:
         """Latent-size known masks [len(items), 1, h, w] on the device, max-pooled once per (source, flip)."""
         keys = [(it.source.digest, it.flip) for it in items]
@@ -337,7 +340,7 @@ class Generator:
         z0, mask, uids = (_pad(x, opts.batch_size) for x in (z0, mask, uids))
         cond = None
         if opts.variant == "cond":  # paper §3.1: condition on the masked image's latent, re-impose nothing
-            cond = _pad(self._clean_latents(items, [v[0] * v[2][None] for v in views], self._cond), opts.batch_size)
+            cond = _pad(self._cond_latents(items, views), opts.batch_size)
             mask = torch.zeros_like(mask)
         z, kernel = sample(self.engine, z0, mask, uids, seed, self.schedule, cond=cond, callback=callback)
         if not bool(torch.isfinite(z).all()):

@@ -62,6 +62,19 @@ def _resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((hw[1], hw[0]), Image.BILINEAR))
 
 
+def _known_region(label: np.ndarray, hw: tuple[int, int], boxes=None, known=None) -> np.ndarray:
+    """bool [H, W] region a row outlines: its ``boxes`` (y0, x0, y1, x1), else its ``known`` mask, else the
+    label's boxes."""
+    if boxes is not None:
+        kmask = np.zeros(hw, bool)
+        for (y0, x0, y1, x1) in boxes:
+            kmask[max(0, y0): y1, max(0, x0): x1] = True
+        return kmask
+    if known is not None:
+        return np.asarray(known).astype(bool)
+    return known_mask(label, "box") > 0
+
+
 def make_preview(rows, path, max_samples: int = 6, boxes=None, known=None) -> Path:
     """Write the contact sheet for ``rows`` = ``[(source [3,H,W], label [H,W], [sample [3,h,w], ...]), ...]``
     to ``path`` (PNG); samples of another size are resized to the source size. Returns the path."""
@@ -87,14 +100,8 @@ def make_preview(rows, path, max_samples: int = 6, boxes=None, known=None) -> Pa
         src_rgb = _rgb_uint8(src)
         sh, sw = src_rgb.shape[:2]
         lab = np.asarray(lab)
-        if boxes is not None:
-            kmask = np.zeros((sh, sw), bool)
-            for (y0, x0, y1, x1) in boxes[r]:
-                kmask[max(0, y0): y1, max(0, x0): x1] = True
-        elif known is not None:
-            kmask = np.asarray(known[r]).astype(bool)
-        else:
-            kmask = known_mask(lab, "box") > 0
+        kmask = _known_region(lab, (sh, sw), boxes[r] if boxes is not None else None,
+                              known[r] if known is not None else None)
         s = max(1, -(-MIN_TILE // min(sh, sw)))
         # outline computed at tile resolution, so it is 1 px wide whatever the upscale
         edge = _outline(_up(kmask, s)) if kmask.any() else None

@@ -22,9 +22,7 @@ LABELS = {"unet-noaug": "U-Net (labelled only)", "unet": "U-Net (labelled)", "ra
           "cond-augpaint": "cond AugPaint", "augpaint": "AugPaint", "augpaint-flip": "AugPaint + flipped masks",
           "augpaint+rand-aug": "AugPaint + Rand Aug"}
 BASELINES = ("unet-noaug", "unet", "rand-aug")  # the non-generative methods
-STAGE_KINDS = (("/labelled", "labelled folders"), ("/gen/", "generate"), ("/filter/", "filter"),
-               ("/seg/", "train segmenters"), ("/eval/", "evaluate"))
-GENERATORS = {"autoencoder": "train autoencoder", "ldm": "train LDM", "ldm-cond": "train conditional LDM"}
+GENERATORS = ("train autoencoder", "train LDM", "train conditional LDM")  # stage kinds, trained once per run
 
 
 def label(method: str, online_aug: str = "none") -> str:
@@ -94,13 +92,12 @@ def verdicts(pairs: list[dict], online_aug: str) -> list[str]:
 
 def stage_seconds(used: dict) -> dict[str, float]:
     """Wall seconds per kind of stage (generators, then per split stages summed over splits), from the stage
-    results of this run (:attr:`.stages.Stages.used`)."""
+    results of this run (:attr:`.stages.Stages.used`, each with its ``kind``)."""
     out: dict[str, float] = {}
     for name, st in used.items():
-        kind = GENERATORS.get(name) or next((f"{k} ({name.split(key)[1]})" if key == "/gen/" else k
-                                             for key, k in STAGE_KINDS if key in name), name)
+        kind = st.kind or name
         out[kind] = out.get(kind, 0.0) + st.seconds
-    order = [*GENERATORS.values(), "labelled folders"]
+    order = [*GENERATORS, "labelled folders"]
     ranked = sorted(out, key=lambda k: (order.index(k) if k in order else len(order), k.startswith("evaluate")))
     return {k: round(out[k], 2) for k in ranked}
 

@@ -51,10 +51,11 @@ from ..models.checkpoint import weights_sha256
 from ..data import Dataset
 from ..errors import AugPaintError
 from ..core.masks import MASK_MODES
+from ..job.settings import SampleSettings
 from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
 from .checks import check_inputs
-from .stages import Stages, folder_fingerprint
+from .stages import StageResult, Stages, folder_fingerprint
 
 METHODS = ("unet-noaug", "unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip", "augpaint+rand-aug")
 GENERATED = {"rand-aug", "cond-augpaint", "augpaint", "augpaint-flip"}  # methods with a sample-and-filter stage
@@ -161,179 +162,262 @@ def _kept_count(n_sources: int, per_source: int, keep: float, by_source: bool) -
     return n_sources * keep_count(per_source, keep) if by_source else keep_count(n_sources * per_source, keep)
 
 
+@dataclass
+class _Run:
+    """What every stage of one pipeline run shares: options, stage records, the datasets and their cases."""
+
+    opts: PipelineOptions
+    root: Path
+    stages: Stages
+    ds: Dataset
+    data_fp: str
+    test_fp: str
+    cases: dict[str, list[str]]
+    eligible: set[str]  # cases with some foreground: the ones a split may choose
+    classes: int  # every segmenter gets all classes, even when its labelled cases miss one
+    weights: Path | None = None  # set by _generative_models
+    model_fp: dict[str, str] = field(default_factory=dict)  # variant -> fingerprint of its weights
+
+
+@dataclass
+class _Split:
+    """One split x number of labelled cases: its folder ``RUN/splits/<tag>`` and its labelled stage."""
+
+    split: int
+    k: int
+    chosen: list[str]
+    folder: Path
+    labelled: StageResult
+    n_labelled: int
+
+    @property
+    def tag(self) -> str:
+        return f"k{self.k}-s{self.split}"
+
+
 def run_pipeline(opts: PipelineOptions, log=print) -> dict:
     """Run (or resume) the pipeline; returns the results (also written to OUT/results.json and results.md)."""
-    from ..job.generate import SampleOptions, run_sampling
-    from ..segmentation.evaluate import evaluate
-    from ..segmentation.filtering import run_filter
-    from ..segmentation.rand_aug import run_rand_aug
-    from ..segmentation.train import train_segmentation
-    from ..training import train_autoencoder, train_ldm
+    from .report import write_results
 
     _check(opts)
     check_inputs(opts)  # every argument and input, before anything is written
-    run = Path(opts.out)
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run / "pipeline.json", json.dumps(asdict(opts), indent=2, default=str) + "\n")
-    stages = Stages(run, log=log)
+    root = Path(opts.out)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "pipeline.json", json.dumps(asdict(opts), indent=2, default=str) + "\n")
+    r = _open_run(opts, root, Stages(root, log=log))
+    r.weights, r.model_fp = _generative_models(r)
+    records = []
+    for split in range(opts.splits):
+        for k in sorted(set(opts.labelled)):
+            records += _split_records(r, _labelled_split(r, split, k))
+    return write_results(root, opts, records, r.stages.used)
+
+
+def _open_run(opts: PipelineOptions, root: Path, stages: Stages) -> _Run:
+    """Fingerprint the data and test folders and read the training data's cases and classes."""
     data_fp, test_fp = folder_fingerprint(opts.data), folder_fingerprint(opts.test)
     ds = Dataset.open(opts.data)
     if not ds.labelled:
         raise AugPaintError(f"{opts.data} has no labelled images")
     cases_file = opts.cases_file or (Path(opts.data) / CASES_FILE if (Path(opts.data) / CASES_FILE).is_file() else None)
     cases = load_cases([it.id for it in ds.labelled], cases_file=cases_file, pattern=opts.case_pattern)
-    by_id = {it.id: it for it in ds.labelled}
-    top = {i: int(ds.load(it).label.max()) for i, it in by_id.items()}
+    top = {it.id: int(ds.load(it).label.max()) for it in ds.labelled}
     foreground = {i for i, c in top.items() if c > 0}
-    classes = max(top.values())  # every segmenter gets all classes, even when its labelled cases miss one
+    classes = max(top.values())
     if classes == 0:
         raise AugPaintError(f"every label of {opts.data} is empty: nothing to segment")
     eligible = {c for c, ids in cases.items() if any(i in foreground for i in ids)}
-    variants = ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else [])
+    return _Run(opts, root, stages, ds, data_fp, test_fp, cases, eligible, classes)
 
-    # 1. the generative models ----------------------------------------------------------------------------
+
+# ------------------------------------------------------------------------------------ 1. the generative models
+def _generative_models(r: _Run) -> tuple[Path, dict[str, str]]:
+    """(weights folder, variant -> fingerprint): ``--weights`` as given, else the autoencoder and the LDM(s)
+    trained on every training image."""
+    opts = r.opts
+    variants = ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else [])
     if opts.weights is not None:
         weights = Path(opts.weights)
-        model_fp = {v: weights_sha256(weights, v) for v in variants}
-    else:
-        weights = run / "weights"
-        common = dict(preset=opts.preset, progress=opts.progress)
-        ae = stages.run_stage("autoencoder", weights / "autoencoder",
-                              {"preset": opts.preset, "steps": opts.ae_steps, "batch_size": opts.ae_batch_size,
-                               "lr": opts.ae_lr}, [data_fp],
-                              lambda: asdict(train_autoencoder(opts.data, weights, steps=opts.ae_steps,
-                                                               batch_size=opts.ae_batch_size, lr=opts.ae_lr,
-                                                               seed=opts.seed, **common)))
-        model_fp = {}
-        for v in variants:
-            name = "ldm" if v == "uncond" else "ldm-cond"
-            st = stages.run_stage(name, weights / ("unet" if v == "uncond" else "unet-cond"),
-                                  {"steps": opts.ldm_steps, "batch_size": opts.ldm_batch_size,
-                                   "flip_augment": opts.ldm_flip_augment}, [ae.fingerprint],
-                                  lambda v=v: asdict(train_ldm(opts.data, weights, steps=opts.ldm_steps,
-                                                               batch_size=opts.ldm_batch_size, seed=opts.seed,
-                                                               conditional=v == "cond",
-                                                               flip_augment=opts.ldm_flip_augment, **common)))
-            model_fp[v] = st.fingerprint
-
-    # 2. every split x number of labelled cases ---------------------------------------------------------------
-    records = []
-    for split in range(opts.splits):
-        for k in sorted(set(opts.labelled)):
-            chosen = choose_labelled(cases, eligible, k, opts.seed, split)
-            items = [by_id[i] for c in chosen for i in cases[c]]
-            tag = f"k{k}-s{split}"
-            sd = run / "splits" / tag
-            lab = stages.run_stage(f"{tag}/labelled", sd / "labelled", {"cases": chosen}, [data_fp],
-                                   lambda: _labelled_folder(ds, items, sd / "labelled"))
-            n_lab = len(items)
-            gen_st = {}
-            for method in [m for m in opts.methods if m in GENERATED]:
-                out = sd / "gen" / method
-                if method == "rand-aug":
-                    settings = {"n": opts.rand_aug_n, "seed": opts.seed, "size": opts.seg_size}
-                    fn = (lambda out=out: asdict(run_rand_aug(sd / "labelled", out, n=opts.rand_aug_n,
-                                                              seed=opts.seed, size=opts.seg_size,
-                                                              progress=opts.progress)))
-                    inputs = [lab.fingerprint]
-                else:
-                    variant = "cond" if method == "cond-augpaint" else "uncond"
-                    settings = {"n": opts.n, "steps": opts.steps, "mask_mode": opts.mask, "seed": opts.seed,
-                                "flip": "random" if method == "augpaint-flip" else "none",
-                                "paste_back": opts.paste_back, "engine": opts.engine}
-                    extra = {"variant": variant} if variant != "uncond" else {}
-                    if opts.cache_interval != 1:
-                        extra["engine_options"] = {"cache_interval": opts.cache_interval}
-                    if opts.margin:
-                        settings["margin"] = opts.margin
-                    so = SampleOptions(**settings, **extra)
-                    settings["variant"] = variant
-                    if opts.cache_interval != 1:
-                        settings["cache_interval"] = opts.cache_interval
-                    fn = (lambda out=out, so=so: _summary(run_sampling(sd / "labelled", weights, out, so,
-                                                                        progress=opts.progress)))
-                    inputs = [lab.fingerprint, model_fp[variant]]
-                gen_st[method] = stages.run_stage(f"{tag}/gen/{method}", out, settings, inputs, fn)
-
-            # budgets: the steps of E epochs over each method's training set; "steps" = the largest of them
-            sizes = {m: n_lab for m in ("unet-noaug", "unet") if m in opts.methods}
-            kept_n = {}
-            for method in gen_st:
-                per = opts.rand_aug_n if method == "rand-aug" else opts.n
-                kept_n[method] = _kept_count(n_lab, per, opts.keep, opts.per_source_filter)
-                sizes[method] = opts.real_repeat * n_lab + kept_n[method]
-            if COMBINED in opts.methods:
-                sizes[COMBINED] = opts.real_repeat * n_lab + kept_n["rand-aug"] + kept_n["augpaint"]
-            epoch_steps = {m: max(1, math.ceil(opts.seg_epochs * sizes[m] / opts.seg_batch_size)) for m in sizes}
-            match = max(epoch_steps.values())
-            lengths = {m: {"epochs": epoch_steps[m], "steps": match} for m in sizes}
-
-            def train(method: str, total: int, data: list[Path], inputs: list[str]):
-                out = sd / "seg" / f"{method}-{total}steps"
-                augment = "none" if method == "unet-noaug" else opts.online_aug
-                settings = {"steps": total, "size": opts.seg_size, "channels": opts.seg_channels, "classes": classes,
-                            "batch_size": opts.seg_batch_size, "lr": opts.seg_lr, "seed": opts.seed + split}
-                if augment != "none":  # only then, so runs made before online augmentation still resume
-                    settings["online_aug"] = augment
-                    if opts.online_flip != "none":
-                        settings["online_flip"] = opts.online_flip
-                if len(data) > 1 and opts.real_repeat != 1:
-                    settings["real_repeat"] = opts.real_repeat
-                    data = [data[0]] * opts.real_repeat + data[1:]
-                st = stages.run_stage(f"{tag}/seg/{method}-{total}steps", out, settings, inputs,
-                                      lambda: _train_summary(train_segmentation(
-                                          data, out, size=opts.seg_size, channels=opts.seg_channels,
-                                          classes=classes, steps=total, batch_size=opts.seg_batch_size, lr=opts.seg_lr,
-                                          seed=opts.seed + split, augment=augment,
-                                          online_flip=opts.online_flip if augment != "none" else "none",
-                                          progress=opts.progress)))
-                ev = stages.run_stage(f"{tag}/eval/{method}-{total}steps", out / "eval.json", {}, [st.fingerprint, test_fp],
-                                      lambda: _eval(evaluate(out, opts.test, progress=False), out / "eval.json"))
-                return st, ev
-
-            runs = {}
-            for method in [m for m in ("unet", "unet-noaug") if m in opts.methods]:
-                for budget in opts.budgets:
-                    runs[(method, budget)] = train(method, lengths[method][budget], [sd / "labelled"],
-                                                   [lab.fingerprint])
-            filter_run, filter_st = _filter_model(runs, sd, opts.budgets)
-            kept_st = {}
-            for method, gst in gen_st.items():
-                kept_dir = sd / "gen" / method / "kept"
-                kept_st[method] = kept = stages.run_stage(
-                    f"{tag}/filter/{method}", kept_dir, {"keep": opts.keep, "per_source": opts.per_source_filter},
-                    [gst.fingerprint, filter_st.fingerprint],
-                    lambda method=method, kept_dir=kept_dir: asdict(run_filter(
-                        sd / "gen" / method, filter_run, keep=opts.keep, per_source=opts.per_source_filter,
-                        out=kept_dir, progress=opts.progress)))
-                for budget in opts.budgets:
-                    runs[(method, budget)] = train(method, lengths[method][budget], [sd / "labelled", kept_dir],
-                                                   [lab.fingerprint, kept.fingerprint])
-            if COMBINED in opts.methods:
-                out = sd / "gen" / COMBINED
-                both = stages.run_stage(f"{tag}/gen/{COMBINED}", out, {"n": 1, "seed": opts.seed, "size": opts.seg_size},
-                                        [kept_st["augpaint"].fingerprint],
-                                        lambda out=out: asdict(run_rand_aug(sd / "gen" / "augpaint" / "kept", out, n=1,
-                                                                            seed=opts.seed, size=opts.seg_size,
-                                                                            progress=opts.progress)))
-                for budget in opts.budgets:
-                    runs[(COMBINED, budget)] = train(COMBINED, lengths[COMBINED][budget],
-                                                     [sd / "labelled", sd / "gen" / "rand-aug" / "kept", out],
-                                                     [lab.fingerprint, kept_st["rand-aug"].fingerprint,
-                                                      both.fingerprint])
-            for (method, budget), (st, ev) in runs.items():
-                records.append({"split": split, "labelled": k, "cases": chosen, "method": method, "budget": budget,
-                                "steps": lengths[method][budget], "train_pairs": sizes[method],
-                                "dice": ev.summary["mean"]["dice"], "hd95": ev.summary["mean"]["hd95"],
-                                "per_class": ev.summary["per_class"], "train_seconds": st.seconds,
-                                "run": str((sd / "seg").relative_to(run))})
-
-    from .report import write_results
-
-    return write_results(run, opts, records, stages.used)
+        return weights, {v: weights_sha256(weights, v) for v in variants}
+    weights = r.root / "weights"
+    ae = _train_autoencoder(r, weights)
+    return weights, {v: _train_ldm(r, weights, v, ae).fingerprint for v in variants}
 
 
-def _filter_model(runs: dict, sd: Path, budgets) -> tuple[Path, object]:
+def _train_autoencoder(r: _Run, weights: Path) -> StageResult:
+    from ..training import train_autoencoder
+
+    o = r.opts
+    settings = {"preset": o.preset, "steps": o.ae_steps, "batch_size": o.ae_batch_size, "lr": o.ae_lr}
+    return r.stages.run_stage(
+        "autoencoder", weights / "autoencoder", settings, [r.data_fp],
+        lambda: asdict(train_autoencoder(o.data, weights, steps=o.ae_steps, batch_size=o.ae_batch_size, lr=o.ae_lr,
+                                         seed=o.seed, preset=o.preset, progress=o.progress)),
+        kind="train autoencoder")
+
+
+def _train_ldm(r: _Run, weights: Path, variant: str, ae: StageResult) -> StageResult:
+    from ..training import train_ldm
+
+    o, cond = r.opts, variant == "cond"
+    settings = {"steps": o.ldm_steps, "batch_size": o.ldm_batch_size, "flip_augment": o.ldm_flip_augment}
+    return r.stages.run_stage(
+        "ldm-cond" if cond else "ldm", weights / ("unet-cond" if cond else "unet"), settings, [ae.fingerprint],
+        lambda: asdict(train_ldm(o.data, weights, steps=o.ldm_steps, batch_size=o.ldm_batch_size, seed=o.seed,
+                                 conditional=cond, flip_augment=o.ldm_flip_augment, preset=o.preset,
+                                 progress=o.progress)),
+        kind="train conditional LDM" if cond else "train LDM")
+
+
+# ------------------------------------------------------------------ 2. every split x number of labelled cases
+def _labelled_split(r: _Run, split: int, k: int) -> _Split:
+    """Choose the split's k labelled cases and link (or write) them into its ``labelled/`` folder."""
+    chosen = choose_labelled(r.cases, r.eligible, k, r.opts.seed, split)
+    by_id = {it.id: it for it in r.ds.labelled}
+    items = [by_id[i] for c in chosen for i in r.cases[c]]
+    folder = r.root / "splits" / f"k{k}-s{split}"
+    lab = r.stages.run_stage(f"k{k}-s{split}/labelled", folder / "labelled", {"cases": chosen}, [r.data_fp],
+                             lambda: _labelled_folder(r.ds, items, folder / "labelled"), kind="labelled folders")
+    return _Split(split, k, chosen, folder, lab, len(items))
+
+
+def _split_records(r: _Run, s: _Split) -> list[dict]:
+    """Generate, filter, train and evaluate every method of one split; one results record per (method, budget)."""
+    opts = r.opts
+    generated = {m: _generate(r, s, m) for m in opts.methods if m in GENERATED}
+    sizes, lengths = _training_lengths(opts, s.n_labelled, generated)
+    labelled = [s.folder / "labelled"]
+    runs = {}
+    for method in [m for m in ("unet", "unet-noaug") if m in opts.methods]:
+        for budget in opts.budgets:
+            runs[(method, budget)] = _train(r, s, method, lengths[method][budget], labelled, [s.labelled.fingerprint])
+    filter_run, filter_st = _filter_model(runs, s.folder, opts.budgets)
+    kept = {}
+    for method, gen in generated.items():
+        kept[method] = _filter(r, s, method, gen, filter_run, filter_st)
+        for budget in opts.budgets:
+            runs[(method, budget)] = _train(r, s, method, lengths[method][budget],
+                                            [*labelled, s.folder / "gen" / method / "kept"],
+                                            [s.labelled.fingerprint, kept[method].fingerprint])
+    if COMBINED in opts.methods:
+        both = _rand_aug_of_kept_augpaint(r, s, kept["augpaint"])
+        for budget in opts.budgets:
+            runs[(COMBINED, budget)] = _train(
+                r, s, COMBINED, lengths[COMBINED][budget],
+                [*labelled, s.folder / "gen" / "rand-aug" / "kept", s.folder / "gen" / COMBINED],
+                [s.labelled.fingerprint, kept["rand-aug"].fingerprint, both.fingerprint])
+    return [{"split": s.split, "labelled": s.k, "cases": s.chosen, "method": method, "budget": budget,
+             "steps": lengths[method][budget], "train_pairs": sizes[method],
+             "dice": ev.summary["mean"]["dice"], "hd95": ev.summary["mean"]["hd95"],
+             "per_class": ev.summary["per_class"], "train_seconds": st.seconds,
+             "run": str((s.folder / "seg").relative_to(r.root))}
+            for (method, budget), (st, ev) in runs.items()]
+
+
+def _generate(r: _Run, s: _Split, method: str) -> StageResult:
+    """The ``gen/<method>`` stage: Rand Aug copies, or AugPaint samples with the method's settings."""
+    from ..job.generate import SampleOptions, run_sampling
+    from ..segmentation.rand_aug import run_rand_aug
+
+    o, out, labelled = r.opts, s.folder / "gen" / method, s.folder / "labelled"
+    if method == "rand-aug":
+        return r.stages.run_stage(
+            f"{s.tag}/gen/{method}", out, {"n": o.rand_aug_n, "seed": o.seed, "size": o.seg_size},
+            [s.labelled.fingerprint],
+            lambda: asdict(run_rand_aug(labelled, out, n=o.rand_aug_n, seed=o.seed, size=o.seg_size,
+                                        progress=o.progress)),
+            kind=f"generate ({method})")
+    sample = sample_settings(o, method)
+    run_opts = SampleOptions.of(sample, n=o.n, seed=o.seed, engine=o.engine)
+    return r.stages.run_stage(
+        f"{s.tag}/gen/{method}", out, sample.stage_settings(o.n, o.seed, o.engine),
+        [s.labelled.fingerprint, r.model_fp[sample.variant]],
+        lambda: _summary(run_sampling(labelled, r.weights, out, run_opts, progress=o.progress)),
+        kind=f"generate ({method})")
+
+
+def sample_settings(opts: PipelineOptions, method: str) -> SampleSettings:
+    """The settings that fix the samples of an AugPaint-family method (``augpaint``, ``augpaint-flip``,
+    ``cond-augpaint``) under the pipeline's knobs."""
+    return SampleSettings(steps=opts.steps, mask_mode=opts.mask, margin=opts.margin,
+                          flip="random" if method == "augpaint-flip" else "none", paste_back=opts.paste_back,
+                          variant="cond" if method == "cond-augpaint" else "uncond",
+                          cache_interval=opts.cache_interval)
+
+
+def _training_lengths(opts: PipelineOptions, n_labelled: int, generated: dict) -> tuple[dict, dict]:
+    """(training pairs per method, method -> budget -> optimizer steps): ``epochs`` is ``--seg-epochs`` over
+    the method's own training set, ``steps`` the largest of those, for every method."""
+    sizes = {m: n_labelled for m in ("unet-noaug", "unet") if m in opts.methods}
+    kept_n = {}
+    for method in generated:
+        per = opts.rand_aug_n if method == "rand-aug" else opts.n
+        kept_n[method] = _kept_count(n_labelled, per, opts.keep, opts.per_source_filter)
+        sizes[method] = opts.real_repeat * n_labelled + kept_n[method]
+    if COMBINED in opts.methods:
+        sizes[COMBINED] = opts.real_repeat * n_labelled + kept_n["rand-aug"] + kept_n["augpaint"]
+    epoch_steps = {m: max(1, math.ceil(opts.seg_epochs * sizes[m] / opts.seg_batch_size)) for m in sizes}
+    match = max(epoch_steps.values())
+    return sizes, {m: {"epochs": epoch_steps[m], "steps": match} for m in sizes}
+
+
+def _train(r: _Run, s: _Split, method: str, total: int, data: list[Path], inputs: list[str]):
+    """Train a segmenter for ``total`` steps on ``data`` (the first folder the real pairs) and evaluate it on
+    ``--test``; (train stage, eval stage)."""
+    from ..segmentation.evaluate import evaluate
+    from ..segmentation.train import train_segmentation
+
+    o = r.opts
+    out = s.folder / "seg" / f"{method}-{total}steps"
+    augment = "none" if method == "unet-noaug" else o.online_aug
+    settings = {"steps": total, "size": o.seg_size, "channels": o.seg_channels, "classes": r.classes,
+                "batch_size": o.seg_batch_size, "lr": o.seg_lr, "seed": o.seed + s.split}
+    if augment != "none":  # only then, so runs made before online augmentation still resume
+        settings["online_aug"] = augment
+        if o.online_flip != "none":
+            settings["online_flip"] = o.online_flip
+    if len(data) > 1 and o.real_repeat != 1:
+        settings["real_repeat"] = o.real_repeat
+        data = [data[0]] * o.real_repeat + data[1:]
+    st = r.stages.run_stage(
+        f"{s.tag}/seg/{method}-{total}steps", out, settings, inputs,
+        lambda: _train_summary(train_segmentation(
+            data, out, size=o.seg_size, channels=o.seg_channels, classes=r.classes, steps=total,
+            batch_size=o.seg_batch_size, lr=o.seg_lr, seed=o.seed + s.split, augment=augment,
+            online_flip=o.online_flip if augment != "none" else "none", progress=o.progress)),
+        kind="train segmenters")
+    ev = r.stages.run_stage(f"{s.tag}/eval/{method}-{total}steps", out / "eval.json", {}, [st.fingerprint, r.test_fp],
+                            lambda: _eval(evaluate(out, o.test, progress=False), out / "eval.json"), kind="evaluate")
+    return st, ev
+
+
+def _filter(r: _Run, s: _Split, method: str, generated: StageResult, filter_run: Path,
+            filter_st: StageResult) -> StageResult:
+    """The ``gen/<method>/kept`` stage: the filter's top fraction of the generated pairs (paper §3.3)."""
+    from ..segmentation.filtering import run_filter
+
+    o, kept = r.opts, s.folder / "gen" / method / "kept"
+    return r.stages.run_stage(
+        f"{s.tag}/filter/{method}", kept, {"keep": o.keep, "per_source": o.per_source_filter},
+        [generated.fingerprint, filter_st.fingerprint],
+        lambda: asdict(run_filter(s.folder / "gen" / method, filter_run, keep=o.keep,
+                                  per_source=o.per_source_filter, out=kept, progress=o.progress)),
+        kind="filter")
+
+
+def _rand_aug_of_kept_augpaint(r: _Run, s: _Split, kept_augpaint: StageResult) -> StageResult:
+    """The ``gen/augpaint+rand-aug`` stage: one Rand Aug copy of each kept AugPaint pair."""
+    from ..segmentation.rand_aug import run_rand_aug
+
+    o, out = r.opts, s.folder / "gen" / COMBINED
+    return r.stages.run_stage(
+        f"{s.tag}/gen/{COMBINED}", out, {"n": 1, "seed": o.seed, "size": o.seg_size}, [kept_augpaint.fingerprint],
+        lambda: asdict(run_rand_aug(s.folder / "gen" / "augpaint" / "kept", out, n=1, seed=o.seed, size=o.seg_size,
+                                    progress=o.progress)),
+        kind=f"generate ({COMBINED})")
+
+
+def _filter_model(runs: dict, sd: Path, budgets) -> tuple[Path, StageResult]:
     """The labelled-only U-Net that scores the generated images: the steps-matched one when it was trained
     (the better-trained of the two), else the epochs one."""
     budget = "steps" if "steps" in budgets else "epochs"

@@ -57,6 +57,7 @@ class StageResult:
     seconds: float
     skipped: bool
     summary: dict = field(default_factory=dict)
+    kind: str = ""  # what the report sums its seconds under ("train segmenters", ...); "" = the name
 
 
 class Stages:
@@ -71,15 +72,16 @@ class Stages:
         return self.records / f"{name.replace('/', '__')}.json"
 
     def run_stage(self, name: str, out: Path, settings: dict[str, Any], inputs: list[str],
-                  fn: Callable[[], dict | None]) -> StageResult:
-        """Run ``fn`` (which writes ``out``) unless a record with this fingerprint exists and ``out`` does."""
+                  fn: Callable[[], dict | None], kind: str = "") -> StageResult:
+        """Run ``fn`` (which writes ``out``) unless a record with this fingerprint exists and ``out`` does;
+        ``kind`` groups the stage's seconds in the report (it is not part of the record)."""
         fp = fingerprint(settings, inputs)
         rec_path = self._record_path(name)
         started = rec_path.with_suffix(".started")
         if rec_path.is_file():
             rec = json.loads(rec_path.read_text(encoding="utf-8"))
             if rec.get("fingerprint") == fp and Path(out).exists():
-                return self._used(StageResult(name, fp, rec.get("seconds", 0.0), True, rec.get("summary", {})))
+                return self._used(StageResult(name, fp, rec.get("seconds", 0.0), True, rec.get("summary", {}), kind))
             self.log(f"pipeline: {name}: inputs or settings changed, running it again")
             rec_path.unlink()
             _remove(out)
@@ -95,7 +97,7 @@ class Stages:
                                                 "settings": settings, "summary": summary}, indent=2,
                                                sort_keys=True, default=str) + "\n")
         started.unlink(missing_ok=True)
-        return self._used(StageResult(name, fp, round(seconds, 2), False, summary))
+        return self._used(StageResult(name, fp, round(seconds, 2), False, summary, kind))
 
     def _used(self, result: StageResult) -> StageResult:
         self.used[result.name] = result

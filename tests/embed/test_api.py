@@ -145,3 +145,16 @@ def test_full_queue_refuses_at_once_and_requests_can_be_cancelled_or_time_out(we
         assert len(first.result(TIMEOUT)) == 4
         stats = small.stats()
         assert stats["requests"]["cancelled"] == 2 and stats["settings"]["steps"] == STEPS
+
+
+def test_settings_are_the_sample_record_plus_the_engine_and_batch_size(aug):
+    """``settings`` holds every field of the record a job's run_config is written from, variant, dtype and
+    cache_interval included, plus what only the API fixes (batch size, engine and its options)."""
+    from augpaint_fast.job.generate import run_config
+
+    s = aug.settings
+    assert {k: s[k] for k in ("variant", "dtype", "cache_interval")} == {"variant": "uncond", "dtype": None,
+                                                                         "cache_interval": 1}
+    assert (s["steps"], s["batch_size"], s["engine"], s["engine_options"]) == (STEPS, BATCH, "torch", {})
+    config = run_config(aug.generator.opts, aug.weights_sha256)
+    assert {k: v for k, v in s.items() if k in config} == {k: v for k, v in config.items() if k != "seed"}

@@ -96,3 +96,36 @@ def test_resuming_with_another_variant_or_cache_interval_is_refused(phantom_data
     with pytest.raises(AugPaintError, match="cache_interval"):
         run_sampling(phantom_data, cond_weights, tmp_path / "o",
                      SampleOptions(**FAST, engine_options={"cache_interval": 3}), progress=False)
+
+
+def test_the_sampler_builds_its_condition_with_the_training_function(phantom_data, cond_weights, monkeypatch):
+    """Training and sampling build the conditional U-Net's input with one function, so they cannot drift."""
+    from augpaint_fast.core import conditional
+    from augpaint_fast.data import Dataset
+    from augpaint_fast.training import ldm
+
+    assert ldm.masked_images is conditional.masked_images  # what training calls
+    original, calls, encoded = conditional.masked_images, [], []
+
+    def spy(images, known):
+        calls.append((images, known))
+        return original(images, known)
+
+    monkeypatch.setattr(conditional, "masked_images", spy)
+    gen = generate.Generator(cond_weights, SampleOptions(**FAST, variant="cond"))
+    clean_latents = gen._clean_latents
+
+    def record(items, images, cache=None):
+        if cache is gen._cond:
+            encoded.extend(images)
+        return clean_latents(items, images, cache)
+
+    monkeypatch.setattr(gen, "_clean_latents", record)
+    src = generate.load_sources(Dataset.open(phantom_data), gen.size, False)[0]
+    gen.generate([generate.work_item(src, k, 0, "none") for k in range(2)], seed=0)
+    known = masks.known_mask(src.label, "box")
+    assert len(calls) == 2 and len(encoded) == 2
+    for (images, mask), sampled in zip(calls, encoded):
+        np.testing.assert_array_equal(images.numpy(), src.image)
+        np.testing.assert_array_equal(mask.numpy(), known[None])
+        np.testing.assert_array_equal(sampled, original(images, mask).numpy())  # the sampler's input, exactly
