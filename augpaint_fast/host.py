@@ -171,10 +171,10 @@ def missing(*modules: str) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
-def install_hint(extra: str, modules: str | None = None) -> str:
-    """``pip install 'augpaint-fast[extra]'``, with the plain packages after it when given."""
+def install_hint(extra: str, packages: str | None = None) -> str:
+    """``pip install 'augpaint-fast[extra]'``, then ``, i.e. pip install <packages>`` when they are given."""
     hint = f"pip install 'augpaint-fast[{extra}]'"
-    return f"{hint} (i.e. pip install {modules})" if modules else hint
+    return f"{hint}, i.e. pip install {packages}" if packages else hint
 
 
 def optional_import(module: str, extra: str, feature: str, packages: str | None = None) -> ModuleType:
