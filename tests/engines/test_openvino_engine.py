@@ -25,9 +25,8 @@ from tests.engines._models import random_models
 
 
 def test_missing_openvino_is_one_line_with_install_hint(monkeypatch, phantom_data, tmp_path, capsys):
-    real = engines_mod._missing_modules
-    monkeypatch.setattr(engines_mod, "_missing_modules", lambda *names: [n for n in names if n == "openvino"]
-                        or real(*names))
+    real = engines_mod.missing
+    monkeypatch.setattr(engines_mod, "missing", lambda *names: [n for n in names if n == "openvino"] or real(*names))
     ae, unet = random_models("tiny")
     with pytest.raises(AugPaintError) as info:
         create_engine("openvino", ae, unet)
