@@ -10,10 +10,10 @@
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
@@ -181,7 +181,8 @@ def optional_import(module: str, extra: str, feature: str, packages: str | None 
     """Import the optional dependency ``module``, or raise one line: "<feature> needs <module>: pip install
     'augpaint-fast[<extra>]'" (``packages``: the plain pip packages behind the extra, named after it)."""
     try:
-        return importlib.import_module(module)
+        __import__(module)  # the import statement's hook, so a test can hide a module by patching it
     except ImportError as exc:
         name = exc.name or module
         raise AugPaintError(f"{feature} needs {name}: {install_hint(extra, packages)}") from None
+    return sys.modules[module]
