@@ -15,8 +15,8 @@ from pathlib import Path
 
 TOKEN_ENV = "AUGPAINT_FAST_TOKEN"
 MIN_TOKEN_CHARS = 16
-# the [serve] extra: the modules the service imports, and the pip packages that provide them
-SERVE_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client")
+# the [serve] extra: the modules the service imports (FastAPI finds python-multipart itself), and its pip packages
+SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client")
 SERVE_PACKAGES = "fastapi uvicorn python-multipart prometheus-client"
 
 
