@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 # Lowest first. A layer is one or more subpackages of augpaint_fast that may import each other; "" is the
-# package root's own modules (errors, atomic, locks, progress, checks) and the shipped assets.
+# package root's own modules (errors, atomic, locks, progress, checks, host) and the shipped assets.
 LAYERS = [
     ("", "assets"),
     ("core",),  # the algorithm: plain torch, no files, engines or CLI

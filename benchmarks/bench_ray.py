@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ def main(argv=None) -> list[dict]:
         args.sources, args.n, args.steps, args.batch_size = 3, 2, 3, 2
     import ray
 
+    from augpaint_fast import host
     from augpaint_fast.assets import SHIPPED_WEIGHTS
     from augpaint_fast.embed.ray_workers import run_distributed
     from augpaint_fast.job.generate import SampleOptions, run_sampling
@@ -79,7 +79,7 @@ def main(argv=None) -> list[dict]:
                              "sampling_s": _batch_times(out), "identical": _same_pngs(root / "single", out)})
         finally:
             ray.shutdown()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+    print(f"{host.cpu().model}, {host.cpu().logical} CPUs, torch {torch.__version__}; "
           f"{pairs} pairs ({args.sources} phantoms x {args.n}), {args.steps} steps, batch {args.batch_size}; "
           f"local Ray start {ray_start:.1f} s")
     print(f"{'run':<28} {'total s':>8} {'pairs/s':>8} {'sampling s':>11} {'pairs/s':>8}  same PNGs")

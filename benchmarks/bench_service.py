@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from augpaint_fast import host
 
 
 def _free_port() -> int:
@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
     ok = [lat for lat, code in zip(latencies, codes) if code == 200]
     batches, samples = after["batches"] - before["batches"], after["samples"] - before["samples"]
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{host.cpu().model}, {host.cpu().logical} CPUs",
         "settings": after["settings"], "clients": args.clients, "requests": args.requests, "n": args.n,
         "seeds": args.seeds, "ok": len(ok), "refused_or_failed": len(codes) - len(ok),
         "requests_per_s": len(ok) / wall, "samples_per_s": samples / wall,

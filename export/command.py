@@ -21,6 +21,7 @@ def export_command(args) -> None:
     from augpaint_fast.models.checkpoint import load_weights_folder
     from augpaint_fast.checks import in_range, input_folder, output_folder
     from augpaint_fast.errors import AugPaintError
+    from augpaint_fast.host import optional_import
 
     from .onnx_export import export_all
     from .specs import DEFAULT_BATCH_SIZES, export_specs
@@ -30,9 +31,8 @@ def export_command(args) -> None:
     sizes = tuple(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES
     for size in sizes:
         in_range("--batch-sizes", size, 1)
-    if args.format == "onnx" and __import__("importlib").util.find_spec("onnx") is None:
-        raise AugPaintError("ONNX export needs onnx (pip install 'augpaint-fast[onnx]', i.e. pip install onnx "
-                            "onnxruntime)")
+    if args.format == "onnx":
+        optional_import("onnx", extra="onnx", feature="ONNX export", packages="onnx onnxruntime")
     if args.format == "trt":
         from .trt_build import trt_missing
 

@@ -11,10 +11,11 @@ cuda-python: device memory and streams are torch's.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from augpaint_fast import host
 from augpaint_fast.errors import AugPaintError
+from augpaint_fast.host import install_hint, missing
 
 from . import cache
 from .specs import ExportSpec
@@ -28,20 +29,18 @@ def trt_missing() -> str | None:
     import torch
 
     problems = []
-    if importlib.util.find_spec("tensorrt") is None:
-        problems.append("TensorRT is not installed (pip install 'augpaint-fast[trt]', i.e. pip install tensorrt)")
+    if missing("tensorrt"):
+        problems.append(f"TensorRT is not installed ({install_hint('trt', 'tensorrt')})")
     if not torch.cuda.is_available():
         problems.append("no CUDA GPU is visible to torch (TensorRT needs an NVIDIA GPU and a CUDA build of "
                         "torch==2.13.0 from the PyTorch CUDA wheel index)")
-    if importlib.util.find_spec("onnx") is None:
+    if missing("onnx"):
         problems.append("onnx is not installed (pip install onnx), needed to export the models TensorRT builds from")
     return "; ".join(problems) or None
 
 
 def gpu_name(device_index: int = 0) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(device_index)
+    return host.gpu(device_index)["name"]
 
 
 def plan_key(onnx_file: Path, spec: ExportSpec, dtype: str, device_index: int = 0) -> str:

@@ -12,7 +12,6 @@ goals) and ``OUT/bench.png`` (samples/s by configuration and batch size, with th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shlex
 import sys
@@ -113,11 +112,11 @@ def bench_command(args) -> None:
 
     from ..atomic import atomic_write_text
     from ..errors import AugPaintError
-    from .report import markdown, plot
+    from ..host import optional_import
+    from .report import MATPLOTLIB, markdown, plot
     from .suite import run_bench
 
-    if importlib.util.find_spec("matplotlib") is None:  # fail before measuring, not after
-        raise AugPaintError("augpaint-fast bench needs matplotlib for its plot (pip install 'augpaint-fast[bench]')")
+    optional_import("matplotlib", **MATPLOTLIB)  # fail before measuring, not after
     settings = settings_from_args(args)
     settings.check()  # before the output folder is created
     out = Path(args.out)

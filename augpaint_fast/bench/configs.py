@@ -97,8 +97,8 @@ def parse_config(spec: str) -> BenchConfig:
 
 def default_configs(device_type: str) -> tuple[list[BenchConfig], dict[str, str]]:
     """(the default configurations runnable here, {label: why skipped} for the others)."""
+    from .. import host
     from ..engines import engine_status
-    from ..engines.torch_engine import cpu_supports_bf16
 
     status = engine_status()
     run, skipped = [], {}
@@ -107,7 +107,7 @@ def default_configs(device_type: str) -> tuple[list[BenchConfig], dict[str, str]
             continue
         if status.get(cfg.engine) is not None:
             skipped[cfg.label] = status[cfg.engine]
-        elif device_type == "cpu" and cfg.dtype == "bfloat16" and not cpu_supports_bf16():
+        elif device_type == "cpu" and cfg.dtype == "bfloat16" and not host.cpu().bf16:
             skipped[cfg.label] = "this CPU has no native bf16 (AVX512-BF16 or AMX)"
         else:
             run.append(cfg)

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import time
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from .. import host
 
 
 def sync(device: torch.device | str) -> None:
@@ -85,38 +86,17 @@ def memory_bandwidth_gbs(device: torch.device | str = "cpu", repeats: int = 5) -
     return 2 * nbytes / measure(lambda: dst.copy_(src), device, repeats).min / 1e9
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            line = next((l for l in fh if l.startswith("flags")), "")
-    except OSError:
-        return set()
-    return set(line.split(":", 1)[-1].split())
-
-
 def machine_info(device: torch.device | str = "cpu") -> dict:
-    """Who measured: CPU model, logical CPUs usable, physical cores, SIMD, threads, GPU (name, memory), OS."""
-    from ..engines.onnx_engine import physical_cores
-
+    """Who measured: CPU model and clock, logical CPUs usable, physical cores, SIMD, threads, GPU (name, memory),
+    OS (``host``'s facts)."""
     device = torch.device(device)
-    flags = _cpu_flags()
-    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    cpu = host.cpu()
     info = {
-        "cpu_model": _cpu_model(),
-        "logical_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "physical_cores": physical_cores(),
-        "cpu_simd": simd,
+        "cpu_model": cpu.model,
+        "cpu_mhz": cpu.mhz,
+        "logical_cpus": cpu.logical,
+        "physical_cores": cpu.physical,
+        "cpu_simd": cpu.simd,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "device": str(device),
@@ -124,10 +104,7 @@ def machine_info(device: torch.device | str = "cpu") -> dict:
     }
     if torch.cuda.is_available():
         index = (device.index or 0) if device.type == "cuda" else torch.cuda.current_device()
-        props = torch.cuda.get_device_properties(index)
-        info["gpu"] = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                       "count": torch.cuda.device_count(), "cuda": torch.version.cuda,
-                       "tf32_conv": torch.backends.cudnn.allow_tf32,
+        info["gpu"] = {**host.gpu(index), "tf32_conv": torch.backends.cudnn.allow_tf32,
                        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
     return info
 

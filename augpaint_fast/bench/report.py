@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import AugPaintError
+from ..host import optional_import
+
+# the plot's optional dependency: what to install, and for what
+MATPLOTLIB = {"extra": "bench", "feature": "augpaint-fast bench's plot"}
 
 METHOD_NAMES = {"augpaint": "AugPaint", "eager": "eager loop", "repaint_latent": "RePaint (latent)",
                 "repaint_pixel": "RePaint (pixel)"}
@@ -99,14 +102,8 @@ def markdown(records: list[dict], summary: dict) -> str:
 def plot(records: list[dict], summary: dict, path: Path) -> Path:
     """Grouped bars of samples/s by configuration and batch size (log scale), with AugPaint's limit per dtype
     (dense peak / counted FLOPs per sample) drawn as dashed lines."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise AugPaintError("augpaint-fast bench needs matplotlib for its plot (pip install "
-                            "'augpaint-fast[bench]')") from None
+    optional_import("matplotlib", **MATPLOTLIB).use("Agg")
+    import matplotlib.pyplot as plt
     batches = sorted({r["batch_size"] for r in records})
     series = []
     for r in records:

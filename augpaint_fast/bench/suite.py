@@ -18,6 +18,7 @@ import torch
 from ..engines import create_engine, engine_status
 from ..engines.torch_engine import DTYPES
 from ..errors import AugPaintError
+from ..host import resolve_device
 from ..progress import progress
 from .repaint import repaint_schedule
 from ..core.schedule import ddim_schedule
@@ -63,8 +64,7 @@ class Settings:
         for name in ("timed_steps", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise AugPaintError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
-            raise AugPaintError("--device cuda: no CUDA GPU is visible to torch")
+        resolve_device(self.device)  # a device that is not there fails here, before any work
 
 
 @dataclass

@@ -33,6 +33,7 @@ from collections import deque
 from pathlib import Path
 
 from ..errors import AugPaintError
+from ..host import optional_import
 
 RETRIES = 3  # restarts of a dead worker, and retries of the batch it was running
 IN_FLIGHT = 2  # batches queued per worker, so a worker never idles while the driver writes
@@ -49,11 +50,7 @@ def add_ray_args(p: argparse.ArgumentParser) -> None:
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise AugPaintError("--ray needs Ray: pip install 'augpaint-fast[distributed]' (i.e. pip install ray)") from None
-    return ray
+    return optional_import("ray", extra="distributed", feature="--ray", packages="ray")
 
 
 class ShardWorker:

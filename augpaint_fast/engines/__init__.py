@@ -15,10 +15,10 @@ that says whether it can run here and, if not, what is missing and how to instal
 """
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable
 
 from ..errors import AugPaintError
+from ..host import install_hint, missing
 from .sampling import Sampled, sample
 from .protocol import Engine, LoopEngine
 from .torch_engine import TorchEngine
@@ -27,23 +27,18 @@ __all__ = ["ENGINES", "Engine", "LoopEngine", "Sampled", "TorchEngine", "check_e
            "engine_status", "sample"]
 
 
-def _missing_modules(*names: str) -> list[str]:
-    return [n for n in names if importlib.util.find_spec(n) is None]
-
-
 def _onnx_check() -> str | None:
-    missing = _missing_modules("onnx", "onnxruntime")
-    if missing:
-        return (f"{' and '.join(missing)} not installed (pip install 'augpaint-fast[onnx]', i.e. "
-                f"pip install onnx onnxruntime; onnxruntime-gpu for CUDA)")
+    absent = missing("onnx", "onnxruntime")
+    if absent:
+        hint = install_hint("onnx", "onnx onnxruntime; onnxruntime-gpu for CUDA")
+        return f"{' and '.join(absent)} not installed ({hint})"
     return None
 
 
 def _openvino_check() -> str | None:
-    missing = _missing_modules("onnx", "openvino")
-    if missing:
-        return (f"{' and '.join(missing)} not installed (pip install 'augpaint-fast[openvino]', i.e. "
-                f"pip install onnx openvino)")
+    absent = missing("onnx", "openvino")
+    if absent:
+        return f"{' and '.join(absent)} not installed ({install_hint('openvino', 'onnx openvino')})"
     return None
 
 

@@ -15,57 +15,16 @@ fixed-shape tuning), slicing the outputs back.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from .. import host
 from ..models.config import AutoencoderConfig
 from ..errors import AugPaintError
-from .protocol import check_on_device, engine_device, run_padded
-
-
-def physical_cores() -> int:
-    """Physical cores usable by this process (``/proc/cpuinfo`` core ids; falls back to the CPU count)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # pragma: no cover - non-Linux
-        allowed = set(range(os.cpu_count() or 1))
-    cores, cpu = set(), None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            phys = core = None
-            for line in fh:
-                key, _, value = line.partition(":")
-                key, value = key.strip(), value.strip()
-                if key == "processor":
-                    cpu = int(value)
-                elif key == "physical id":
-                    phys = value
-                elif key == "core id":
-                    core = value
-                elif not key and cpu is not None:
-                    if cpu in allowed:
-                        cores.add((phys, core))
-                    cpu = phys = core = None
-            if cpu is not None and cpu in allowed:
-                cores.add((phys, core))
-    except OSError:
-        pass
-    return max(1, min(len(cores) or len(allowed), len(allowed)))
-
-
-def _cpu_fingerprint() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            lines = [l for l in fh if l.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = []
-    import platform
-
-    return platform.machine() + "|" + "|".join(sorted(lines))
+from .protocol import check_on_device, run_padded
 
 
 def _session(onnx_file: Path, providers: list, cache_dir: Path, threads: int | None):
@@ -76,10 +35,10 @@ def _session(onnx_file: Path, providers: list, cache_dir: Path, threads: int | N
     onnx_key = cache.read_meta(onnx_file)["sha256"]
     provider = providers[0] if isinstance(providers[0], str) else providers[0][0]
     # ENABLE_ALL output may hold hardware-specific (NCHWc) kernels: key it by this CPU's model and flags too.
-    key = cache.key_of(onnx=onnx_key, ort=ort.__version__, provider=provider, cpu=_cpu_fingerprint())
+    key = cache.key_of(onnx=onnx_key, ort=ort.__version__, provider=provider, cpu=host.cpu().fingerprint)
     opt_path = Path(cache_dir) / f"{onnx_file.stem}.{provider.replace('ExecutionProvider', '').lower()}-{key[:12]}.opt.onnx"
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or physical_cores()
+    so.intra_op_num_threads = threads or host.physical_cores()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3  # no warning about serialising a hardware-specific optimised model: keyed above
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -117,7 +76,7 @@ class OnnxEngine:
         from augpaint_fast.export.onnx_export import export_onnx
         from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES, export_specs
 
-        self.device = engine_device(device)
+        self.device = host.resolve_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir() / "onnx"
         self.batch_sizes = tuple(sorted(batch_sizes)) if batch_sizes else None
         self.cond = unet.cfg.cond_channels > 0

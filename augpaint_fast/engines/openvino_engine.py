@@ -6,11 +6,11 @@ batch size.
 - Batch sizes: without ``batch_sizes`` each batch size met is compiled on first use (static shapes, no padding);
   with ``batch_sizes=(...)`` calls are padded up to the nearest listed size (``protocol.run_padded``).
 - Precision (``INFERENCE_PRECISION_HINT``): the U-Net runs in bf16 on CPUs with native bf16 dot products
-  (AVX512_BF16 or AMX, ``torch_engine.cpu_supports_bf16``), f32 elsewhere; ``dtype`` overrides. Encoder and
+  (AVX512_BF16 or AMX, ``host.cpu().bf16``), f32 elsewhere; ``dtype`` overrides. Encoder and
   decoder run in f32 (``autoencoder_dtype``): the decoder's graph holds the codebook distance + ArgMin, and
   bf16 distances would pick different codes. OpenVINO's own default on bf16 CPUs is bf16, so f32 is always
   requested explicitly.
-- Threads: ``INFERENCE_NUM_THREADS`` = physical cores (``onnx_engine.physical_cores``) unless ``threads``.
+- Threads: ``INFERENCE_NUM_THREADS`` = physical cores (``host.physical_cores``) unless ``threads``.
 - Compiled models are cached by OpenVINO itself (``CACHE_DIR`` = ``<cache>/openvino``; keyed by OpenVINO on
   the model, its shapes and the compile properties), so a second run skips compilation.
 - Feature caching (``cache_interval > 1``): two more exports, ``unet_full`` (eps and the cached deep feature) and
@@ -26,17 +26,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import host
 from ..errors import AugPaintError
-from .onnx_engine import physical_cores
-from .protocol import check_on_device, engine_device, run_padded
-from .torch_engine import DTYPES, cpu_supports_bf16
+from .protocol import check_on_device, run_padded
+from .torch_engine import DTYPES
 
 _OV_PRECISION = {torch.float32: "f32", torch.bfloat16: "bf16"}
 
 
 def default_dtype() -> str:
     """"bfloat16" on CPUs with native bf16 dot products (AVX512_BF16 or AMX), else "float32"."""
-    return "bfloat16" if cpu_supports_bf16() else "float32"
+    return "bfloat16" if host.cpu().bf16 else "float32"
 
 
 def _precision(dtype: str, what: str) -> str:
@@ -99,14 +99,14 @@ class OpenVinoEngine:
 
         from .feature_cache import check_interval
 
-        self.device = engine_device(device)
+        self.device = host.resolve_device(device)
         if self.device.type != "cpu":
             raise AugPaintError(f"the openvino engine runs on the CPU only (got device {device!r}); on a GPU use "
                                 f"--engine torch or trt")
         self.dtype = dtype or default_dtype()
         self.autoencoder_dtype = autoencoder_dtype
         self.cache_interval = check_interval(cache_interval)
-        self.threads = threads or physical_cores()
+        self.threads = threads or host.physical_cores()
         self.cond = unet.cfg.cond_channels > 0
         root = Path(cache_dir) if cache_dir else None
         export_dir = root or cache.default_cache_dir() / "onnx"  # shared with the onnx engine

@@ -18,7 +18,6 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 
-from ..errors import AugPaintError
 
 
 @runtime_checkable
@@ -41,24 +40,6 @@ class LoopEngine(Engine, Protocol):
 
     def sample_loop(self, z0: torch.Tensor, mask: torch.Tensor, uids: torch.Tensor, seed: int, schedule,
                     callback: Callable[[int], None] | None = None) -> torch.Tensor | None: ...
-
-
-def engine_device(device: str | torch.device) -> torch.device:
-    """The engine's device, checked, with an explicit CUDA index (``cuda`` -> ``cuda:<current>``) so a tensor's
-    device compares equal to it. An unknown or absent device is an AugPaintError (one line)."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise AugPaintError(f"--device {device!r} is not a device ({exc}); use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise AugPaintError(f"--device {device}: no CUDA GPU is visible to torch (torch {torch.__version__}; "
-                                f"a GPU needs a CUDA build of torch and an NVIDIA driver)")
-        if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        elif device.index >= torch.cuda.device_count():
-            raise AugPaintError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return device
 
 
 def check_on_device(engine_name: str, device: torch.device, **tensors: torch.Tensor | None) -> None:

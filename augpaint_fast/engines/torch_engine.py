@@ -35,23 +35,14 @@ from typing import Sequence
 
 import torch
 
+from .. import host
 from ..errors import AugPaintError
 from ..models.unet import DEFAULT_CACHE_DEPTH
 from ..ops.graphed import LoopCache, engine_sample_loop
-from .protocol import check_on_device, engine_device, run_padded
+from .protocol import check_on_device, run_padded
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 dot products (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def fast_paths_default(device: torch.device, dtype: torch.dtype) -> bool:
@@ -70,7 +61,7 @@ class TorchEngine:
                  cuda_graphs: bool = False, batch_sizes: Sequence[int] | None = None,
                  autoencoder_dtype: str = "float32", fused_norm: bool | None = None,
                  flash_attention: bool | None = None, cache_interval: int = 1):
-        self.device = engine_device(device)
+        self.device = host.resolve_device(device)
         if dtype not in DTYPES:
             raise AugPaintError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16")
         self.dtype = DTYPES[dtype]

@@ -24,10 +24,11 @@ from typing import Sequence
 
 import torch
 
+from .. import host
 from ..errors import AugPaintError
 from ..export.trt_build import trt_missing
 from ..ops.graphed import LoopCache, engine_sample_loop, trt_denoiser
-from .protocol import check_on_device, engine_device, run_padded
+from .protocol import check_on_device, run_padded
 
 __all__ = ["TrtEngine", "trt_missing"]
 
@@ -155,7 +156,7 @@ class TrtEngine:
         from augpaint_fast.export.specs import DEFAULT_BATCH_SIZES, export_specs
         from augpaint_fast.export.trt_build import build_engine
 
-        self.device = engine_device(device)
+        self.device = host.resolve_device(device)
         if self.device.type != "cuda":
             raise AugPaintError("the trt engine runs on CUDA devices only")
         index = self.device.index or 0

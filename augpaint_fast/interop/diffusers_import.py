@@ -28,6 +28,7 @@ from typing import Any
 
 from ..models.config import AutoencoderConfig, UNetConfig
 from ..errors import AugPaintError
+from ..host import optional_import
 from ..core.schedule import BETA_END, BETA_START, NUM_TRAIN_STEPS
 from .convert import Rule, Unmappable
 
@@ -229,12 +230,9 @@ def read_pipeline(folder: Path):
     if missing:
         raise AugPaintError(f"{folder}: an LDMPipeline needs unet/, vqvae/ and scheduler/; {missing[0]}/ is missing "
                             f"(model_index.json names {', '.join(k for k in index if not k.startswith('_'))})")
-    try:
-        from diffusers import UNet2DModel, VQModel
-    except ImportError:
-        raise AugPaintError("importing from diffusers needs diffusers (pip install 'augpaint-fast[interop]')") from None
+    diffusers = optional_import("diffusers", extra="interop", feature="importing from diffusers")
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json") \
         if (folder / "scheduler" / "scheduler_config.json").is_file() else None
     if scheduler is None:
         raise AugPaintError(f"{folder / 'scheduler'} has no scheduler_config.json")
-    return _load(UNet2DModel, folder / "unet"), _load(VQModel, folder / "vqvae"), scheduler
+    return _load(diffusers.UNet2DModel, folder / "unet"), _load(diffusers.VQModel, folder / "vqvae"), scheduler

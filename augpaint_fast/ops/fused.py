@@ -23,6 +23,7 @@ import torch
 
 from ..core.masks import canonical_mask
 from ..core.sampler import fused_step_ref
+from ..host import install_hint
 
 PATHS = ("ref", "cpp", "triton")
 ENV_VAR = "AUGPAINT_KERNELS"
@@ -52,7 +53,7 @@ def _triton():
     try:
         from ..kernels import fused_step as mod  # imports triton
     except ImportError as exc:
-        return None, f"triton not importable ({exc}); pip install triton"
+        return None, f"triton not importable ({exc}); {install_hint('triton', 'triton')}"
     return mod, None
 
 

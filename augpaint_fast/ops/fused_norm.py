@@ -22,6 +22,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ..host import install_hint
 from . import fused
 
 _CPP_DTYPES = (torch.float32, torch.bfloat16)  # storage dtypes of the C++ kernel
@@ -41,7 +42,7 @@ def _triton():
     try:
         from ..kernels import group_norm_silu as mod  # imports triton
     except ImportError as exc:
-        return None, f"triton not importable ({exc}); pip install triton"
+        return None, f"triton not importable ({exc}); {install_hint('triton', 'triton')}"
     return mod, None
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..atomic import atomic_write, atomic_write_text
+from ..host import missing
 from .stats import paired_difference, verdict
 
 LABELS = {"unet-noaug": "U-Net (labelled only)", "unet": "U-Net (labelled)", "rand-aug": "Rand Aug",
@@ -150,13 +151,12 @@ def markdown(rows: list[dict], timings: dict[str, float], methods, budgets, pair
 
 def plot(rows: list[dict], methods, budgets, path: Path, online_aug: str = "none") -> Path | None:
     """Dice (mean ± std over splits) against labelled cases, one panel per budget; None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if missing("matplotlib"):
         return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4), squeeze=False, sharey=True)
     for ax, budget in zip(axes[0], budgets):
         for m in methods:

@@ -24,7 +24,7 @@ from ..atomic import atomic_write_text
 from ..data.pairs import load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
-from ..training.ddp import resolve_device
+from ..host import resolve_device
 from .metrics import MetricTotals
 from .model import load_run, predict_softmax
 

@@ -50,7 +50,7 @@ from ..data.pairs import FILTER_CONFIG, load_pairs, open_pairs
 from ..data.writer import MANIFEST
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
-from ..training.ddp import resolve_device
+from ..host import resolve_device
 from .filter_preview import write_filter_preview
 from .model import load_run, predict_softmax
 

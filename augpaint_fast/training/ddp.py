@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import AugPaintError
+from ..host import resolve_device
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,6 @@ def _env_int(name: str, default: int) -> int:
         raise AugPaintError(f"environment variable {name}={value!r} is not an integer (set by torchrun)") from None
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None (CUDA when available) as a device; refuses what is not there."""
-    want = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if want != "cpu" and want != "cuda" and not want.startswith("cuda:"):
-        raise AugPaintError(f"--device must be cpu or cuda, got {device!r}")
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise AugPaintError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(want)
-
-
 def init_distributed(device: str | None = None) -> DistContext:
     """Join the process group torchrun describes in the environment, or return a one-process context.
 
@@ -78,6 +69,8 @@ def init_distributed(device: str | None = None) -> DistContext:
     world = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     want = resolve_device(device)
+    if want.type not in ("cpu", "cuda"):
+        raise AugPaintError(f"--device must be cpu or cuda, got {device!r}")
     if world <= 1:
         return DistContext(device=want)
     dev = torch.device(f"cuda:{local_rank}") if want.type == "cuda" else torch.device("cpu")
@@ -142,5 +135,5 @@ def split_batch(batch_size: int, ctx: DistContext) -> int:
     return batch_size // ctx.world_size
 
 
-__all__ = ["DistContext", "resolve_device", "init_distributed", "shutdown", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap",
+__all__ = ["DistContext", "init_distributed", "shutdown", "barrier", "all_reduce_mean", "wrap_ddp", "unwrap",
            "split_batch"]

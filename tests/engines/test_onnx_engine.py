@@ -10,8 +10,8 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from augpaint_fast import host  # noqa: E402
 from augpaint_fast.engines import create_engine, engine_status  # noqa: E402
-from augpaint_fast.engines.onnx_engine import physical_cores  # noqa: E402
 from augpaint_fast.export import cache  # noqa: E402
 from tests.engines._models import random_models, save_weights  # noqa: E402
 
@@ -25,7 +25,7 @@ def engines(tmp_path_factory):
 
 def test_onnx_available_and_threads():
     assert engine_status()["onnx"] is None
-    assert 1 <= physical_cores() <= (torch.get_num_threads() * 4 or 1)
+    assert 1 <= host.physical_cores() <= host.cpu().logical
 
 
 def test_protocol_parity_with_torch(engines):

@@ -25,9 +25,8 @@ from tests.engines._models import random_models
 
 
 def test_missing_openvino_is_one_line_with_install_hint(monkeypatch, phantom_data, tmp_path, capsys):
-    real = engines_mod._missing_modules
-    monkeypatch.setattr(engines_mod, "_missing_modules", lambda *names: [n for n in names if n == "openvino"]
-                        or real(*names))
+    real = engines_mod.missing
+    monkeypatch.setattr(engines_mod, "missing", lambda *names: [n for n in names if n == "openvino"] or real(*names))
     ae, unet = random_models("tiny")
     with pytest.raises(AugPaintError) as info:
         create_engine("openvino", ae, unet)
@@ -99,10 +98,10 @@ def test_bf16_unet_within_its_bound_and_autoencoder_stays_fp32(trained, cache_di
 
 
 def test_default_precision_follows_the_cpu():
+    from augpaint_fast import host
     from augpaint_fast.engines.openvino_engine import default_dtype
-    from augpaint_fast.engines.torch_engine import cpu_supports_bf16
 
-    assert default_dtype() == ("bfloat16" if cpu_supports_bf16() else "float32")
+    assert default_dtype() == ("bfloat16" if host.cpu().bf16 else "float32")
 
 
 def test_padding_compile_cache_and_bad_options(cache_dir, tmp_path):

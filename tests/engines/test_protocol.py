@@ -1,12 +1,11 @@
-"""The engine protocol module: the padding rule of static engines, device checks, the Engine protocol."""
+"""The engine protocol module: the padding rule of static engines, placement checks, the Engine protocol."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from augpaint_fast.engines import Engine, LoopEngine, TorchEngine
-from augpaint_fast.engines.protocol import check_on_device, engine_device, pick_batch, run_padded
-from augpaint_fast.errors import AugPaintError
+from augpaint_fast.engines.protocol import check_on_device, pick_batch, run_padded
 
 
 def test_pick_batch_and_run_padded():
@@ -22,17 +21,6 @@ def test_pick_batch_and_run_padded():
     assert calls == [8, 4]  # 11 = one chunk of 8 + 3 rows padded to 4 (the last row repeated)
     eps, feature = run_padded(lambda x: (x * 2, x[:, :, None] + 1), [x], (1, 4, 8))  # several outputs
     assert torch.equal(eps, x * 2) and torch.equal(feature, x[:, :, None] + 1)
-
-
-def test_engine_device_is_checked_and_explicit():
-    assert engine_device("cpu") == torch.device("cpu")
-    with pytest.raises(AugPaintError, match="is not a device"):
-        engine_device("gpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(AugPaintError, match="no CUDA GPU is visible"):
-            engine_device("cuda")
-    else:
-        assert engine_device("cuda").index == torch.cuda.current_device()
 
 
 def test_check_on_device_names_the_tensor():

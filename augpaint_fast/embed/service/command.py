@@ -15,6 +15,9 @@ from pathlib import Path
 
 TOKEN_ENV = "AUGPAINT_FAST_TOKEN"
 MIN_TOKEN_CHARS = 16
+# the [serve] extra: the modules the service imports (FastAPI finds python-multipart itself), and its pip packages
+SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client")
+SERVE_PACKAGES = "fastapi uvicorn python-multipart prometheus-client"
 
 
 def add_serve_args(p: argparse.ArgumentParser, shipped_weights: Path) -> None:
@@ -117,13 +120,12 @@ def _check_args(args) -> None:
 
 def serve_command(args, engine_options: dict) -> None:
     from ...errors import AugPaintError
+    from ...host import optional_import
 
-    try:
-        from .app import Limits, create_app
-        from .server import build_server
-    except ImportError as exc:
-        raise AugPaintError(f"serve needs FastAPI, uvicorn, python-multipart and prometheus-client ({exc.name} is "
-                            f"missing): pip install 'augpaint-fast[serve]'") from None
+    for module in SERVE_MODULES:
+        optional_import(module, extra="serve", feature="serve", packages=SERVE_PACKAGES)
+    from .app import Limits, create_app
+    from .server import build_server
     from ..api import from_pretrained
 
     _check_args(args)
