@@ -120,7 +120,8 @@ def _print_kernels() -> None:
     status = fused.kernel_status()
     cpp = status["cpp"]
     print(f"fused step kernel path: {status['cpu']['path']} for CPU tensors ({status['cpu']['reason']})")
-    print(f"  C++ extension: {'built, ' + cpp['simd'] + ', ' + str(cpp['threads']) + ' threads' if cpp['available'] else 'missing: ' + str(cpp['reason'])}")
+    built = f"built, {cpp['simd']}, {cpp['threads']} threads" if cpp["available"] else f"missing: {cpp['reason']}"
+    print(f"  C++ extension: {built}")
     tri = status["triton"]
     print(f"  Triton: {'triton ' + tri['version'] if tri['available'] else 'missing: ' + str(tri['reason'])}")
     if "cuda" in status:

@@ -12,14 +12,12 @@ the overall means, the conventions and every image's per-class values.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
 from ..data.pairs import load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar

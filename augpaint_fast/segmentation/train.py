@@ -54,7 +54,7 @@ from torch.utils.data import DistributedSampler
 from ..data.pairs import PairFolder, Pairs, load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
-from ..training.ddp import (DistContext, all_reduce_mean, barrier, init_distributed, shutdown,
+from ..training.ddp import (DistContext, all_reduce_mean, barrier, init_distributed,
                                     split_batch, unwrap, wrap_ddp)
 from ..training.shared import SEED_RANGE, STATE_FILE, load_state, save_state
 from .augment import FLIPS, RECIPES, apply_joint, build_recipe, pair_seed
