@@ -1,7 +1,8 @@
 """Argument checks every command runs before it creates or changes a file: one helper per idea.
 
-Each raises :class:`~augpaint_fast.errors.AugPaintError` with one line naming the argument (``name``, e.g.
-``"--margin"``) and the value it got, so a command can check all of its arguments up front, before any work.
+Each raises :class:`~augpaint_fast.errors.AugPaintError` with one line naming the argument (``name``: a
+parameter such as ``"margin"``, which the command line shows as its flag, or a flag such as ``"--out"``) and the
+value it got, so a command can check all of its arguments up front, before any work.
 """
 from __future__ import annotations
 
@@ -14,21 +15,21 @@ from .errors import AugPaintError
 def in_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
     """``low <= value <= high`` (either bound may be None), and finite: NaN and inf are refused."""
     if value is None:
-        raise AugPaintError(f"{name} is required")
+        raise AugPaintError(f"{name} is required", param=name)
     ok = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
     if not ok:
         bounds = (f"between {low} and {high}" if low is not None and high is not None
                   else f">= {low}" if low is not None else f"<= {high}" if high is not None else "finite")
-        raise AugPaintError(f"{name} must be {bounds}, got {value}")
+        raise AugPaintError(f"{name} must be {bounds}, got {value}", param=name)
 
 
 def input_folder(name: str, path: Path | str) -> Path:
     """An existing folder to read from."""
     path = Path(path)
     if not path.exists():
-        raise AugPaintError(f"{name} {path} does not exist")
+        raise AugPaintError(f"{name} {path} does not exist", param=name)
     if not path.is_dir():
-        raise AugPaintError(f"{name} {path} is not a folder")
+        raise AugPaintError(f"{name} {path} is not a folder", param=name)
     return path
 
 
@@ -36,9 +37,9 @@ def input_file(name: str, path: Path | str) -> Path:
     """An existing regular file to read from."""
     path = Path(path)
     if not path.exists():
-        raise AugPaintError(f"{name} {path} does not exist")
+        raise AugPaintError(f"{name} {path} does not exist", param=name)
     if not path.is_file():
-        raise AugPaintError(f"{name} {path} is not a file")
+        raise AugPaintError(f"{name} {path} is not a file", param=name)
     return path
 
 
@@ -52,7 +53,7 @@ def output_folder(name: str, path: Path | str) -> Path:
         if p.exists():
             if not p.is_dir():
                 what = "exists and is not a folder" if p == path else f"is inside {p}, which is a file"
-                raise AugPaintError(f"{name} {path} {what}")
+                raise AugPaintError(f"{name} {path} {what}", param=name)
             break
     return path
 
@@ -60,4 +61,4 @@ def output_folder(name: str, path: Path | str) -> Path:
 def positive(name: str, value: float) -> None:
     """``value > 0`` and finite (learning rates, epochs)."""
     if value is None or not (math.isfinite(value) and value > 0):
-        raise AugPaintError(f"{name} must be a finite number > 0, got {value}")
+        raise AugPaintError(f"{name} must be a finite number > 0, got {value}", param=name)

@@ -54,7 +54,7 @@ def known_mask(label: np.ndarray, mode: str = "box", margin: int = 0) -> np.ndar
     if mode not in MASK_MODES:
         raise AugPaintError(f"unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}")
     if margin < 0:
-        raise AugPaintError(f"--margin must be >= 0, got {margin}")
+        raise AugPaintError(f"margin must be >= 0, got {margin}", param="margin")
     if mode == "label":
         fg = label > 0
         if margin:

@@ -101,9 +101,9 @@ def timesteps(steps: int, num_train_steps: int = NUM_TRAIN_STEPS) -> np.ndarray:
 def ddim_schedule(steps: int = 50, eta: float = 1.0, num_train_steps: int = NUM_TRAIN_STEPS) -> DDIMSchedule:
     """Coefficients of an S-step DDIM run (DESIGN.md §3)."""
     if not 1 <= steps <= num_train_steps:
-        raise AugPaintError(f"--steps must be between 1 and {num_train_steps}, got {steps}")
+        raise AugPaintError(f"steps must be between 1 and {num_train_steps}, got {steps}", param="steps")
     if not 0.0 <= eta <= 1.0 or not np.isfinite(eta):
-        raise AugPaintError(f"--eta must be in [0, 1], got {eta}")
+        raise AugPaintError(f"eta must be in [0, 1], got {eta}", param="eta")
     abar = alphas_cumprod(num_train_steps)
     ts = timesteps(steps, num_train_steps)
     a_t = abar[ts]

@@ -121,7 +121,7 @@ class Dataset:
         """
         root = Path(root)
         if max_classes < 1 or max_classes > 255:
-            raise AugPaintError(f"--max-classes must be 1..255, got {max_classes}")
+            raise AugPaintError(f"max_classes must be 1..255, got {max_classes}", param="max_classes")
         if not root.exists():
             raise AugPaintError(f"dataset root {root} does not exist")
         if not root.is_dir():

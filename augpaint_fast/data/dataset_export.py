@@ -32,7 +32,6 @@ its exports is refused.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -177,31 +176,4 @@ def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *
     return ExportSummary(len(loaded), k, rgb, root)
 
 
-def add_export_dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=Path, action="append", default=[],
-                   help="generated folder (sample, rand-aug or filter output); repeat for several")
-    p.add_argument("--real", type=Path, action="append", default=[],
-                   help="real labelled dataset folder to include (images/ + labels/); repeat for several")
-    p.add_argument("--format", choices=FORMATS, default="nnunet", help="nnunet (default: nnU-Net v2 raw dataset) "
-                                                                        "or folder (images/ + labels/)")
-    p.add_argument("--out", type=Path, required=True, help="nnunet: the nnUNet_raw folder (DatasetXXX_NAME is "
-                                                           "created in it); folder: the dataset folder")
-    p.add_argument("--dataset-id", type=int, default=501, help="nnU-Net dataset id, 1..999 (default 501; custom "
-                                                               "datasets should use 500+)")
-    p.add_argument("--name", default="AugPaint", help="nnU-Net dataset name (default AugPaint)")
-    p.add_argument("--label-names", default=None, help="comma-separated class names for 1..K (default class_<k>)")
-    p.add_argument("--classes", type=int, default=None, help="number of foreground classes (default: the largest "
-                                                             "class id in the data)")
-    p.add_argument("--color", choices=COLORS, default="auto", help="auto (default: greyscale when every image is "
-                   "grey, else RGB), grey (mean of the channels) or rgb")
-    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-
-
-def export_dataset_command(args) -> None:
-    names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
-    s = export_dataset(args.samples, args.real, args.format, args.out, dataset_id=args.dataset_id, name=args.name,
-                       label_names=names, classes=args.classes, color=args.color, max_classes=args.max_classes)
-    print(s.line())
-
-
-__all__ = ["export_dataset", "ExportSummary", "EXPORT_RECORD", "add_export_dataset_args", "export_dataset_command"]
+__all__ = ["export_dataset", "ExportSummary", "EXPORT_RECORD"]

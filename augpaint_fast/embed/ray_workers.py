@@ -23,7 +23,6 @@ Install with ``pip install 'augpaint-fast[distributed]'``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -37,16 +36,6 @@ from ..host import optional_import
 
 RETRIES = 3  # restarts of a dead worker, and retries of the batch it was running
 IN_FLIGHT = 2  # batches queued per worker, so a worker never idles while the driver writes
-
-
-def add_ray_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("distributed", "sharded sampling on Ray (pip install 'augpaint-fast[distributed]')")
-    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="split the work across Ray workers; without ADDRESS a local Ray is started")
-    g.add_argument("--ray-workers", type=int, default=None, metavar="N",
-                   help="workers (default: one per GPU with --device cuda, else one per CPU core)")
-    g.add_argument("--ray-cpus-per-worker", type=int, default=1, metavar="C",
-                   help="CPU cores (torch threads) per CPU worker (default 1)")
 
 
 def _ray():
@@ -210,10 +199,3 @@ def _cuda_count() -> int:
     import torch
 
     return torch.cuda.device_count()
-
-
-def sample_command(args, opts) -> None:
-    """The ``sample --ray`` path of the CLI."""
-    summary = run_distributed(args.data, args.weights, args.out, opts, address=args.ray, workers=args.ray_workers,
-                              cpus_per_worker=args.ray_cpus_per_worker)
-    print(summary.line())

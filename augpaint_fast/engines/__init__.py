@@ -69,7 +69,8 @@ def check_engine(name: str) -> None:
     missing = ENGINES[name]()
     if missing is not None:
         available = [n for n, why in engine_status().items() if why is None]
-        raise AugPaintError(f"--engine {name} is unavailable: {missing}; available here: {', '.join(available)}")
+        raise AugPaintError(f"engine {name} is unavailable: {missing}; available here: {', '.join(available)}",
+                            param="engine")
 
 
 def create_engine(name: str, autoencoder, unet, **options):
@@ -92,6 +93,6 @@ def create_engine(name: str, autoencoder, unet, **options):
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "autoencoder", "unet"}
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise AugPaintError(f"--engine {name} does not take option(s) {', '.join(unknown)}; "
-                            f"it takes {', '.join(sorted(accepted))}")
+        raise AugPaintError(f"engine {name} does not take option(s) {', '.join(unknown)}; "
+                            f"it takes {', '.join(sorted(accepted))}", param="engine")
     return cls(autoencoder, unet, **options)

@@ -33,7 +33,8 @@ ShallowFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.T
 def check_interval(interval: int) -> int:
     """The cache interval as an int >= 1, or AugPaintError."""
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise AugPaintError(f"--cache-interval must be an integer >= 1 (1 = no caching), got {interval!r}")
+        raise AugPaintError(f"cache_interval must be an integer >= 1 (1 = no caching), got {interval!r}",
+                            param="cache_interval")
     return interval
 
 

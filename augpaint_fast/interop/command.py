@@ -6,7 +6,6 @@ the project's model one for one) and the scheduler settings read. ``augpaint-fas
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ from ..models import UNet, VQAutoencoder
 from .convert import Unmappable, apply_rules
 
 SOURCES = ("diffusers",)
-
-
-def add_import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the model's library")
-    p.add_argument("folder", type=Path, help="the local, already downloaded model folder (nothing is downloaded)")
-    p.add_argument("--out", type=Path, required=True, help="weights folder to write (autoencoder/ and unet/)")
 
 
 def _convert(build, cfg, state: dict[str, torch.Tensor], rules, what: str) -> torch.nn.Module:
@@ -75,9 +68,3 @@ def describe_import(weights: Path) -> str:
             f"({rec.get('tensors', {}).get('unconverted', '?')} unconverted tensors); scheduler "
             f"{s.get('beta_schedule')} {s.get('beta_start')}..{s.get('beta_end')}, {s.get('prediction_type')}, "
             f"timestep spacing {s.get('timestep_spacing')}")
-
-
-def import_command(args) -> None:
-    record = import_diffusers(args.folder, args.out)
-    print(f"imported {record['from']} {args.folder} -> {args.out} (path: {record['path']}, "
-          f"{record['tensors']['unet']} + {record['tensors']['vqvae']} tensors, 0 unconverted)")

@@ -158,21 +158,22 @@ class SampleSummary:
 def check_options(opts: SampleOptions) -> None:
     """Every setting of a run, before anything is loaded or written."""
     if opts.n < 1:
-        raise AugPaintError(f"--n must be >= 1, got {opts.n}")
+        raise AugPaintError(f"n must be >= 1, got {opts.n}", param="n")
     if opts.batch_size < 1:
-        raise AugPaintError(f"--batch-size must be >= 1, got {opts.batch_size}")
+        raise AugPaintError(f"batch_size must be >= 1, got {opts.batch_size}", param="batch_size")
     if not 0 <= opts.seed <= 0xFFFFFFFF:
-        raise AugPaintError(f"--seed must be an unsigned 32-bit integer, got {opts.seed}")
-    in_range("--margin", opts.margin, 0)
-    ddim_schedule(opts.steps, opts.eta)  # checks --steps and --eta
+        raise AugPaintError(f"seed must be an unsigned 32-bit integer, got {opts.seed}", param="seed")
+    in_range("margin", opts.margin, 0)
+    ddim_schedule(opts.steps, opts.eta)  # checks steps and eta
     if opts.output_size not in ("model", "source"):
-        raise AugPaintError(f"--output-size must be 'model' or 'source', got {opts.output_size!r}")
+        raise AugPaintError(f"output_size must be 'model' or 'source', got {opts.output_size!r}", param="output_size")
     if opts.mask_mode not in masks.MASK_MODES:
-        raise AugPaintError(f"unknown --mask {opts.mask_mode!r}; choose one of {', '.join(masks.MASK_MODES)}")
+        raise AugPaintError(f"unknown mask_mode {opts.mask_mode!r}; choose one of {', '.join(masks.MASK_MODES)}",
+                            param="mask_mode")
     if opts.flip not in masks.FLIP_MODES:
-        raise AugPaintError(f"unknown --flip {opts.flip!r}; choose one of {', '.join(masks.FLIP_MODES)}")
+        raise AugPaintError(f"unknown flip {opts.flip!r}; choose one of {', '.join(masks.FLIP_MODES)}", param="flip")
     if opts.variant not in ("uncond", "cond"):
-        raise AugPaintError(f"--variant must be uncond or cond, got {opts.variant!r}")
+        raise AugPaintError(f"variant must be uncond or cond, got {opts.variant!r}", param="variant")
 
 
 def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:

@@ -12,15 +12,12 @@ the overall means, the conventions and every image's per-class values.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
 from ..data.pairs import load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
@@ -91,25 +88,4 @@ def evaluate(run: Path, data: Path, *, batch_size: int = 16, device: str = "cpu"
     return EvalReport(report)
 
 
-def add_evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, required=True, help="a train-seg run folder")
-    p.add_argument("--data", type=Path, required=True, help="test folder (images/ + labels/, or a generated folder)")
-    p.add_argument("--json", type=Path, default=None, help="also write the full report (per image) to this file")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-
-
-def evaluate_command(args) -> None:
-    r = evaluate(args.model, args.data, batch_size=args.batch_size, device=args.device, max_classes=args.max_classes)
-    if args.json is not None:
-        try:
-            atomic_write_text(args.json, json.dumps(r.report, indent=2) + "\n")
-        except OSError as e:
-            raise AugPaintError(f"cannot write {args.json} ({e.strerror or e})") from None
-    print(r.table())
-    if args.json is not None:
-        print(f"report -> {args.json}")
-
-
-__all__ = ["evaluate", "EvalReport", "CONVENTIONS", "add_evaluate_args", "evaluate_command"]
+__all__ = ["evaluate", "EvalReport", "CONVENTIONS"]

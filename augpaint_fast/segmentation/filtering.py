@@ -33,7 +33,6 @@ only the links/copies it made before. A folder that is not a filter output is re
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -219,26 +218,4 @@ def run_filter(samples: Path, model_run: Path, *, keep: float = 0.5, per_source:
     return summary
 
 
-def add_filter_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=Path, required=True, help="generated folder (sample or rand-aug output)")
-    p.add_argument("--model", type=Path, required=True, help="train-seg run trained on the labelled images")
-    p.add_argument("--keep", type=float, default=0.5, help="fraction kept (default 0.5, as the paper; round half up)")
-    p.add_argument("--per-source", action="store_true", help="keep the fraction of each source's pairs, "
-                                                              "not of all pairs")
-    p.add_argument("--out", type=Path, default=None, help="kept set folder (default SAMPLES/kept)")
-    p.add_argument("--copy", action="store_true", help="copy the kept files instead of linking them")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-
-
-def filter_command(args) -> None:
-    if args.batch_size < 1:
-        raise AugPaintError(f"--batch-size must be >= 1, got {args.batch_size}")
-    s = run_filter(args.samples, args.model, keep=args.keep, per_source=args.per_source, out=args.out,
-                   copy=args.copy, batch_size=args.batch_size, device=args.device, max_classes=args.max_classes)
-    print(s.line())
-
-
-__all__ = ["confidence_scores", "keep_count", "rank_and_select", "run_filter", "FilterSummary", "add_filter_args",
-           "filter_command"]
+__all__ = ["confidence_scores", "keep_count", "rank_and_select", "run_filter", "FilterSummary"]

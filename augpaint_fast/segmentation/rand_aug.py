@@ -19,7 +19,6 @@ manifest appended after each pair): a rerun skips finished pairs, a rerun with o
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,18 +104,4 @@ def run_rand_aug(data: Path, out: Path, *, n: int = 5, seed: int = 0, size: int 
     return summary
 
 
-def add_rand_aug_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="labelled dataset folder (images/ + labels/)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created; reruns resume)")
-    p.add_argument("--n", type=int, default=5, help="transformed copies per labelled image (default 5, as the paper)")
-    p.add_argument("--seed", type=int, default=0, help="unsigned 32-bit seed; fixes every transformation")
-    p.add_argument("--size", type=int, default=None, help="resize to SIZE x SIZE first (default: keep the source size)")
-    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-
-
-def rand_aug_command(args) -> None:
-    print(run_rand_aug(args.data, args.out, n=args.n, seed=args.seed, size=args.size,
-                       max_classes=args.max_classes).line())
-
-
-__all__ = ["run_rand_aug", "RandAugSummary", "add_rand_aug_args", "rand_aug_command"]
+__all__ = ["run_rand_aug", "RandAugSummary"]

@@ -38,7 +38,6 @@ different one is refused.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -55,7 +54,7 @@ from torch.utils.data import DistributedSampler
 from ..data.pairs import PairFolder, Pairs, load_pairs, open_pairs
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
-from ..training.ddp import (DistContext, all_reduce_mean, barrier, init_distributed, shutdown,
+from ..training.ddp import (DistContext, all_reduce_mean, barrier, init_distributed,
                                     split_batch, unwrap, wrap_ddp)
 from ..training.shared import SEED_RANGE, STATE_FILE, load_state, save_state
 from .augment import FLIPS, RECIPES, apply_joint, build_recipe, pair_seed
@@ -267,51 +266,4 @@ def train_segmentation(data: list[Path], run: Path, *, size: int = 64, channels:
     return result
 
 
-# ---------------------------------------------------------------------------------------------------- CLI
-def add_train_seg_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, action="append", required=True,
-                   help="a real dataset folder (images/ + labels/) or a generated folder (sample, rand-aug or "
-                        "filter output); repeat to mix several")
-    p.add_argument("--out", type=Path, required=True, help="run folder (created; rerunning the command resumes)")
-    p.add_argument("--size", type=int, default=64, help="square input size every pair is resized to (default 64; "
-                                                        "the paper uses 256)")
-    p.add_argument("--channels", type=int, default=64, help="first-stage channels c of (c, 2c, 4c, 8c) (default "
-                                                            "64 as the paper; 16 for CPU-sized runs)")
-    p.add_argument("--num-res-units", type=int, default=2, help="residual units per U-Net stage (default 2)")
-    p.add_argument("--classes", type=int, default=None,
-                   help="foreground classes (default: the largest class id in the data)")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=None, help=f"epochs (default {DEFAULT_EPOCHS}, as the paper)")
-    length.add_argument("--steps", type=int, default=None, help="optimizer steps instead of epochs")
-    p.add_argument("--batch-size", type=int, default=4, help="global batch (default 4, as the paper)")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4, as the paper)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--online-aug", "--augment", dest="augment", default="none", choices=["none", "standard", "light"],
-                   help="MONAI augmentation of every pair while training: none (default, as the paper), standard "
-                        "(flips along --online-flip, small affine, intensity scale/shift, Gaussian noise) or light "
-                        "(small affine + intensity)")
-    p.add_argument("--online-flip", default="none", choices=list(FLIPS),
-                   help="flip axes of --online-aug standard: none (default: anatomy has a side), vertical, "
-                        "horizontal or both (e.g. dermoscopy)")
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between resumable checkpoints")
-    p.add_argument("--max-classes", type=int, default=16, help="refuse labels with more classes than this")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); under torchrun "
-                                                  "each process takes GPU LOCAL_RANK")
-
-
-def train_seg_command(args) -> None:
-    ctx = init_distributed(args.device)
-    try:
-        r = train_segmentation(args.data, args.out, size=args.size, channels=args.channels,
-                               num_res_units=args.num_res_units, classes=args.classes, epochs=args.epochs,
-                               steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               augment=args.augment, online_flip=args.online_flip,
-                               checkpoint_every=args.checkpoint_every,
-                               max_classes=args.max_classes, ctx=ctx)
-        if ctx.is_rank0:
-            print(r.line())
-    finally:
-        shutdown(ctx)
-
-
-__all__ = ["train_segmentation", "SegTrainResult", "BatchStream", "add_train_seg_args", "train_seg_command"]
+__all__ = ["train_segmentation", "SegTrainResult", "BatchStream"]

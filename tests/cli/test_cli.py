@@ -175,3 +175,58 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "6 pair(s) written" in out
     assert (tmp_path / "demo" / "samples" / "preview.png").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sample", "--data", "d", "--out", "o", "--mask", "blob"], "argument --mask: invalid choice: 'blob'"),
+    (["sample", "--data", "d", "--out", "o", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    (["serve", "--flip", "sideways"], "argument --flip: invalid choice: 'sideways'"),
+    (["pipeline", "--data", "d", "--test", "t"], "the following arguments are required: --out"),
+    (["no-such-command"], "argument command: invalid choice: 'no-such-command'"),
+])
+def test_argument_errors_are_one_line_without_usage(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith(f"augpaint-fast: error: {needle}"), err
+    assert "usage:" not in err
+
+
+def test_help_keeps_its_usage_block(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", "--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: augpaint-fast sample")
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(data, weights, tmp_path, capsys):
+    from augpaint_fast.embed.api import from_pretrained
+    from augpaint_fast.errors import AugPaintError
+
+    with pytest.raises(AugPaintError) as exc:
+        from_pretrained(steps=0)
+    assert str(exc.value).startswith("steps must be between 1 and") and "--" not in str(exc.value)
+    assert exc.value.param == "steps"
+    with pytest.raises(AugPaintError, match=r"^unknown mask_mode 'blob'"):
+        from_pretrained(mask_mode="blob")
+    assert _sample(data, tmp_path / "o", weights, "--steps", "0") == 2  # the same check, under its flag
+    _one_error_line(capsys, "--steps must be between 1 and")
+    assert _sample(data, tmp_path / "o", weights, "--n", "0") == 2
+    _one_error_line(capsys, "--n must be >= 1, got 0")
+
+
+def test_error_line_maps_parameters_to_flags():
+    import pickle
+
+    from augpaint_fast.cli.errors import error_line
+    from augpaint_fast.errors import AugPaintError
+
+    assert error_line(AugPaintError("unknown mask_mode 'x'; n is fine", param="mask_mode")) == \
+        "unknown --mask 'x'; n is fine"
+    assert error_line(AugPaintError("cache_interval must be >= 1", param="cache_interval")) == \
+        "--cache-interval must be >= 1"
+    assert error_line(AugPaintError("--out o is a file", param="--out")) == "--out o is a file"
+    assert error_line(AugPaintError("the n-th image, n must be >= 1", param="n")) == "the n-th image, --n must be >= 1"
+    copy = pickle.loads(pickle.dumps(AugPaintError("eta must be in [0, 1]", param="eta")))  # across Ray workers
+    assert copy.param == "eta" and str(copy) == "eta must be in [0, 1]"

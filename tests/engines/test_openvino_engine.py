@@ -31,7 +31,7 @@ def test_missing_openvino_is_one_line_with_install_hint(monkeypatch, phantom_dat
     with pytest.raises(AugPaintError) as info:
         create_engine("openvino", ae, unet)
     msg = str(info.value)
-    assert msg.startswith("--engine openvino is unavailable: openvino not installed") and "\n" not in msg
+    assert msg.startswith("engine openvino is unavailable: openvino not installed") and "\n" not in msg
     assert "pip install 'augpaint-fast[openvino]'" in msg
     from augpaint_fast.cli.main import main
 

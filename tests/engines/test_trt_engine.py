@@ -20,7 +20,7 @@ def test_unavailable_is_one_line_with_install_hint():
     with pytest.raises(AugPaintError) as info:
         create_engine("trt", ae, unet)
     msg = str(info.value)
-    assert msg.startswith("--engine trt is unavailable: ") and "\n" not in msg
+    assert msg.startswith("engine trt is unavailable: ") and "\n" not in msg
     assert "available here: torch" in msg
     assert ("pip install" in msg) and (("TensorRT" in msg) or ("GPU" in msg))
     assert engine_status()["trt"] == MISSING

@@ -1,0 +1,104 @@
+"""``bench``: AugPaint's engines against the eager loop, RePaint and the machine's dense peak."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from .command import Command
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    from ..bench.configs import CONFIGS
+
+    p.add_argument("--out", type=Path, default=Path("bench_out"),
+                   help="folder for bench.json, bench.md and bench.png (default bench_out)")
+    p.add_argument("--json", type=Path, default=None, help="write the JSON records here instead of OUT/bench.json")
+    p.add_argument("--quick", action="store_true",
+                   help="a check that everything runs, in under a minute on a 2-core CPU: tiny preset, batches 1 "
+                        "and 4, one repeat (flags given explicitly still win)")
+    p.add_argument("--preset", default=None, help="model preset timed (random weights): tiny, small (default on "
+                   "CPU) or paper (default on CUDA)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 4 8 16")
+    p.add_argument("--steps", type=int, default=50, help="sampling steps S (default 50)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats after the warm-up (default 3)")
+    p.add_argument("--timed-steps", type=int, default=None,
+                   help="time only the first N of the S calls of AugPaint and the eager loop, scaled to S (default: "
+                        "all; e.g. 5 for the paper preset on a CPU)")
+    p.add_argument("--repaint-timed-calls", type=int, default=None,
+                   help="RePaint reverse steps (and forward jumps) timed per repeat, scaled (default 3)")
+    p.add_argument("--jump-length", type=int, default=10, help="RePaint jump length (default 10)")
+    p.add_argument("--jump-n-sample", type=int, default=5, help="RePaint resamplings per jump (default 5)")
+    p.add_argument("--configs", nargs="+", default=None,
+                   help=f"engine configurations: labels ({', '.join(c.label for c in CONFIGS)}) or "
+                        f"ENGINE:KEY=VALUE,... (default: the default ones available here)")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: theirs)")
+    p.add_argument("--engine-cache", type=Path, default=None, help="where onnx/trt exports are cached")
+    p.add_argument("--no-pixel", action="store_true", help="skip pixel-space RePaint")
+    p.add_argument("--no-quality", action="store_true", help="skip the quality runs on trained weights")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="trained weights folder for the quality figures (default: the shipped tiny weights)")
+
+
+def settings_from_args(args):
+    """The run ``args`` asks for (``bench.suite.Settings``); ``--quick`` fills in the flags not given."""
+    import torch
+
+    from ..bench.command import QUICK
+    from ..bench.configs import parse_config
+    from ..bench.suite import Settings
+
+    device = args.device or "cpu"
+    quick = QUICK if args.quick else {}
+
+    def pick(value, key, default):
+        return value if value is not None else quick.get(key, default)
+
+    cuda = torch.device(device).type == "cuda"
+    return Settings(
+        preset=pick(args.preset, "preset", "paper" if cuda else "small"),
+        batch_sizes=tuple(pick(args.batch_sizes, "batch_sizes", (1, 4, 8, 16))),
+        steps=args.steps,
+        repeats=pick(args.repeats, "repeats", 3),
+        timed_steps=args.timed_steps,
+        repaint_timed_calls=pick(args.repaint_timed_calls, "repaint_timed_calls", 3),
+        jump_length=args.jump_length,
+        jump_n_sample=args.jump_n_sample,
+        device=device,
+        threads=args.threads,
+        configs=[parse_config(c) for c in args.configs] if args.configs else None,
+        engine_cache=args.engine_cache,
+        pixel=not args.no_pixel,
+        quality=not args.no_quality,
+        weights=args.weights,
+        quality_sources=quick.get("quality_sources", 4),
+        command=command_line(args),
+    )
+
+
+def command_line(args) -> str:
+    """The ``augpaint-fast bench`` command that reproduces ``args`` (the flags given, in a fixed order)."""
+    parser = argparse.ArgumentParser()
+    _arguments(parser)
+    words = ["augpaint-fast", "bench"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False or value == action.default:
+            continue
+        words.append(action.option_strings[0])
+        if value is not True:
+            words += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return shlex.join(words)
+
+
+def _bench(args) -> None:
+    from ..bench.command import run_bench_to
+
+    run_bench_to(settings_from_args(args), args.out, args.json)
+
+
+BENCH = Command("bench", "time AugPaint's engines against the eager loop, RePaint and the machine's dense peak; "
+                "writes JSON, a Markdown table and a plot", _arguments, _bench)
