@@ -22,6 +22,7 @@ def bench_run(tmp_path_factory):
     return out, json.loads((out / "r" / "x.json").read_text())
 
 
+@pytest.mark.slow
 def test_records_carry_every_field_and_the_machine(bench_run):
     _, records = bench_run
     assert {(r["method"], r["batch_size"]) for r in records} == {

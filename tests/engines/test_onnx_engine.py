@@ -26,6 +26,7 @@ def test_onnx_available_and_threads():
     assert 1 <= physical_cores() <= (torch.get_num_threads() * 4 or 1)
 
 
+@pytest.mark.slow
 def test_optimised_model_cached_and_corruption_rebuilt(engines):
     ae, unet, cache_dir, _, torch_engine = engines
     opt = sorted(cache_dir.glob("unet-*.opt.onnx"))

@@ -93,6 +93,7 @@ def test_default_precision_follows_the_cpu():
     assert default_dtype() == ("bfloat16" if cpu_supports_bf16() else "float32")
 
 
+@pytest.mark.slow
 def test_padding_compile_cache_and_bad_options(cache_dir, tmp_path):
     ae, unet = random_models("tiny")
     ref = create_engine("torch", ae, unet)
@@ -112,6 +113,7 @@ def test_padding_compile_cache_and_bad_options(cache_dir, tmp_path):
         create_engine("openvino", ae, unet, channels_last=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype,max_grey,mad_grey", [("float32", 1, 0.01), ("bfloat16", 24, 0.5)])
 def test_full_sampling_run_against_torch(trained, cache_dir, phantom_data, weights, tmp_path, monkeypatch, dtype,
                                          max_grey, mad_grey):

@@ -44,6 +44,7 @@ def test_specs_declare_names_axes_profile():
     assert z_min[0] == 1 and z_max[0] == 16 and z_min[1:] == (3, 16, 16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["encoder", "unet", "decoder"])
 def test_tiny_export_checks_and_matches_torch(tiny, name):
     ae, unet, _, paths = tiny
@@ -67,6 +68,7 @@ def test_decoder_export_includes_quantisation(tiny):
     assert "ArgMin" in {node.op_type for node in model.graph.node}
 
 
+@pytest.mark.slow
 def test_conditional_unet_export(tmp_path):
     ae, unet = random_models("tiny", cond_channels=2)
     spec = export_specs(ae, unet)["unet"]
@@ -79,6 +81,7 @@ def test_conditional_unet_export(tmp_path):
     assert (got - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_small_unet_parity(tmp_path):
     ae, unet = random_models("small")
     spec = export_specs(ae, unet)["unet"]
@@ -101,6 +104,7 @@ def test_cache_hit_rerun_and_key_changes(tiny, tmp_path):
     assert onnx_key(export_specs(ae2, unet2)["unet"]) != onnx_key(export_specs(ae, unet)["unet"])
 
 
+@pytest.mark.slow
 def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     ae, unet = random_models("tiny")
     spec = export_specs(ae, unet)["encoder"]
@@ -118,6 +122,7 @@ def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     assert cache.lookup(path, "other-key")[0] is False
 
 
+@pytest.mark.slow
 def test_deep_cache_specs_export_and_match_torch(tmp_path):
     """The feature-caching graphs: unet_full gives (eps, feature) as UNet.forward_with_feature, unet_shallow
     gives forward_shallow's eps (ONNX Runtime, 1e-4 of the scale)."""

@@ -51,7 +51,8 @@ CASES = [(dt, shape, pe, eta) for dt in cpp_tests.DTYPES for shape in cpp_tests.
          if shape == (1, 3, 7, 9) or (pe == (dt == torch.float32)) ]  # big shape: a subset (interpreter speed)
 
 
-@pytest.mark.parametrize("dtype,shape,per_element,eta", CASES,
+@pytest.mark.parametrize("dtype,shape,per_element,eta",
+                         [pytest.param(*c, marks=[pytest.mark.slow] if c[1] != (1, 3, 7, 9) else []) for c in CASES],
                          ids=[f"{str(c[0]).split('.')[-1]}-{'x'.join(map(str, c[1]))}-{'bchw' if c[2] else 'b1hw'}"
                               f"-eta{c[3]:g}" for c in CASES])
 def test_triton_matches_reference(dtype, shape, per_element, eta, record_property):
@@ -101,6 +102,7 @@ def test_triton_refuses_operands_on_another_device():
         K.fused_step(z, e, z0, mask, table, 1, 5, uids.to(FAKE))
 
 
+@pytest.mark.slow
 def test_triton_whole_run_matches_reference():
     """Full augpaint_sample, Triton step vs reference step: max |diff| <= 1e-4 (fp32)."""
     g = torch.Generator().manual_seed(1)
