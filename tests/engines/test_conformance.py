@@ -243,11 +243,21 @@ CHECKS: dict[str, Callable[[Ctx], None]] = {
 
 
 SLOW_CHECKS = {"full_run"}  # two sampling jobs per engine
+# Checks that need graphs of their own (other batch sizes, the conditional U-Net, the cached full/shallow split):
+# on an engine that exports, each costs seconds of ONNX export, so the fast tier keeps one exported check per
+# engine (model_parity and the cheap ones over the same graphs) and `make test` runs them all.
+NEW_GRAPH_CHECKS = {"padded_batch", "conditional_unet", "feature_caching"}
 
 
-@pytest.mark.parametrize("col", COLUMNS, ids=[c.name for c in COLUMNS])
-@pytest.mark.parametrize("check", [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_CHECKS else [])
-                                   for name in CHECKS])
+def _cells():
+    """(check, column) pairs in the table's order, marked slow where they cost a sampling job or an export."""
+    for check in CHECKS:
+        for col in COLUMNS:
+            slow = check in SLOW_CHECKS or (col.engine != "torch" and check in NEW_GRAPH_CHECKS)
+            yield pytest.param(check, col, id=f"{check}-{col.name}", marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("check,col", list(_cells()))
 def test_conformance(check, col, models, cache_dir, tmp_path, phantom_data, weights, monkeypatch):
     missing = col.missing()
     if missing is not None:

@@ -74,6 +74,7 @@ def _rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+@pytest.mark.slow
 def test_bf16_unet_within_its_bound_and_autoencoder_stays_fp32(trained, cache_dir, inputs):
     ae, unet = trained
     z, x = inputs
