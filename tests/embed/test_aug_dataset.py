@@ -111,6 +111,7 @@ def test_dataset_pickles_without_its_engine_and_refuses_a_foreign_cache(phantom_
         data[len(data)]
 
 
+@pytest.mark.slow
 def test_the_monai_example_trains_a_unet_on_it(phantom_data, tmp_path):
     torch.manual_seed(0)
     train = runpy.run_path(str(EXAMPLE))["train"]

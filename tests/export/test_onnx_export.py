@@ -62,6 +62,7 @@ def test_tiny_export_checks_and_matches_torch(tiny, name):
         assert (got - ref).abs().max() <= RTOL[name] * ref.abs().max(), name
 
 
+@pytest.mark.slow
 def test_decoder_export_includes_quantisation(tiny):
     ae, unet, _, paths = tiny
     model = onnx.load(str(paths["decoder"]))
@@ -93,6 +94,7 @@ def test_small_unet_parity(tmp_path):
     assert (got - ref).abs().max() <= RTOL["unet"] * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_cache_hit_rerun_and_key_changes(tiny, tmp_path):
     ae, unet, out, paths = tiny
     stamps = {n: p.stat().st_mtime_ns for n, p in paths.items()}
@@ -147,6 +149,7 @@ def test_deep_cache_specs_export_and_match_torch(tmp_path):
     assert export_onnx(specs["unet_full"], tmp_path) == full_path  # cached
 
 
+@pytest.mark.slow
 def test_export_command(tiny, tmp_path, capsys):
     import argparse
 

@@ -73,6 +73,7 @@ def test_triton_matches_reference(dtype, shape, per_element, eta, record_propert
     record_property("kernel_path", f"triton-{DEV}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask_dtype", [torch.bool, torch.uint8, torch.float16, torch.float32])
 @pytest.mark.parametrize("per_element", [False, True], ids=["b1hw", "bchw"])
 def test_triton_accepts_every_mask_dtype_and_layout(mask_dtype, per_element):
