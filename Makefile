@@ -9,7 +9,7 @@ WHEEL_DIR := build/wheel-test
 # Rebuild the editable install (and the C++ extension) whenever what it is built from changes.
 STAMP_DEPS := setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h)
 
-.PHONY: demo test wheel-test setup clean weights
+.PHONY: demo test test-fast wheel-test setup clean weights
 
 setup: $(STAMP)
 
@@ -23,10 +23,16 @@ $(STAMP): $(STAMP_DEPS)
 demo: $(STAMP)
 	$(VENV)/bin/augpaint-fast demo --out demo_out
 
+# `test` is what CI runs: the layer check, every test (the slow tier included), then the installed wheel.
 test: $(STAMP)
 	$(PY) .ci/check_layers.py
 	$(PY) -m pytest -q tests
 	$(MAKE) wheel-test
+
+# The fast tier, for the edit-test loop: no test marked slow (no subprocess, server, Ray, torchrun, real training).
+test-fast: $(STAMP)
+	$(PY) .ci/check_layers.py
+	$(PY) -m pytest -q -m "not slow" tests
 
 # The package as users get it: build the wheel, install it into a fresh venv (torch pinned first), and run it
 # from outside the source tree. An editable install would hide a module or file left out of the wheel.

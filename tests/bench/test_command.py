@@ -22,6 +22,7 @@ def bench_run(tmp_path_factory):
     return out, json.loads((out / "r" / "x.json").read_text())
 
 
+@pytest.mark.slow
 def test_records_carry_every_field_and_the_machine(bench_run):
     _, records = bench_run
     assert {(r["method"], r["batch_size"]) for r in records} == {
@@ -47,6 +48,7 @@ def test_records_carry_every_field_and_the_machine(bench_run):
     assert eager["mad_grey_vs_eager"] == 0 and by[("repaint_pixel", 1)]["known_psnr_db"] is None
 
 
+@pytest.mark.slow
 def test_report_and_plot_are_written(bench_run):
     out, records = bench_run
     md = (out / "bench.md").read_text()
@@ -56,6 +58,7 @@ def test_report_and_plot_are_written(bench_run):
         assert im.format == "PNG" and im.size[0] > 400
 
 
+@pytest.mark.slow
 def test_goals_name_the_records_they_come_from(bench_run):
     _, records = bench_run
     lines = dict(goals(records))

@@ -170,6 +170,7 @@ def test_make_phantom_and_info(tmp_path, capsys):
     assert "U-Net" in out and "fused step kernel path" in out and "engine torch: available" in out
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "1"]) == 0
     out = capsys.readouterr().out

@@ -29,6 +29,7 @@ def _source(phantom_data, i):
     return phantom_data / "images" / f"phantom_{i:04d}.png", phantom_data / "labels" / f"phantom_{i:04d}.png"
 
 
+@pytest.mark.slow
 def test_package_root_exports_are_lazy():
     import subprocess
     import sys
@@ -71,6 +72,7 @@ def test_the_same_pixels_get_the_same_id_and_pairs_whatever_the_container(aug, p
     assert other.source_id != as_path[0].source_id
 
 
+@pytest.mark.slow
 def test_concurrent_callers_get_the_bytes_of_sequential_calls_packed_into_shared_batches(aug, phantom_data):
     sources = [_source(phantom_data, i) for i in range(3)]
     expected = {(i, k): aug.augment(*sources[i], n=1, seed=7, start=k, timeout=TIMEOUT)[0].png()

@@ -25,6 +25,7 @@ def _all_items(loader):
     return [(img.clone(), lab.clone()) for images, labels in loader for img, lab in zip(images, labels)]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")  # DataLoader workers run at one thread: compare at the same count
 def test_zero_and_two_workers_yield_the_same_pairs_and_generate_each_once(phantom_data, weights, tmp_path):
     one = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "w0", **SETTINGS)
@@ -54,6 +55,7 @@ def _read_all(data, barrier, order):
         data[i]
 
 
+@pytest.mark.slow
 def test_two_processes_racing_for_the_same_pairs_generate_each_once(phantom_data, weights, tmp_path):
     data = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "c", include_real=False, **SETTINGS)
     # The parent has run a multi-threaded oneDNN call, as a trainer has before its loader forks: a child that
@@ -76,6 +78,7 @@ def test_two_processes_racing_for_the_same_pairs_generate_each_once(phantom_data
     assert sorted(names) == sorted(it.name for it in data.items)  # all 12, none twice
 
 
+@pytest.mark.slow
 def test_the_cache_is_the_sampling_jobs_output_and_a_second_run_costs_nothing(phantom_data, weights, tmp_path):
     data = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "cache", include_real=False,
                            **SETTINGS).prepare()
@@ -93,6 +96,7 @@ def test_the_cache_is_the_sampling_jobs_output_and_a_second_run_costs_nothing(ph
     assert summary.written == 0 and summary.already_done == 12
 
 
+@pytest.mark.slow
 def test_dataset_pickles_without_its_engine_and_refuses_a_foreign_cache(phantom_data, weights, tmp_path):
     data = AugPaintDataset(phantom_data, weights, cache_dir=tmp_path / "c", **SETTINGS)
     data[len(data) - 1]  # loads an engine in this process
@@ -107,6 +111,7 @@ def test_dataset_pickles_without_its_engine_and_refuses_a_foreign_cache(phantom_
         data[len(data)]
 
 
+@pytest.mark.slow
 def test_the_monai_example_trains_a_unet_on_it(phantom_data, tmp_path):
     torch.manual_seed(0)
     train = runpy.run_path(str(EXAMPLE))["train"]

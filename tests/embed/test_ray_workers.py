@@ -15,6 +15,8 @@ from augpaint_fast.cli.main import main
 from augpaint_fast.embed.ray_workers import run_distributed
 from augpaint_fast.job.generate import SampleOptions, run_sampling
 
+pytestmark = pytest.mark.slow
+
 OPTS = SampleOptions(n=4, steps=3, batch_size=4, seed=9)  # 3 phantoms x 4 = 12 pairs in 3 batches
 MARK = f"augpaint-test-{uuid.uuid4().hex}"  # in the environment of this test's Ray processes only
 

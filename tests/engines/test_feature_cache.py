@@ -77,6 +77,7 @@ def _run(engine, unet, steps=10, seed=3):
         z0, mask
 
 
+@pytest.mark.slow
 def test_interval_one_is_byte_identical_to_no_caching(tiny_models):
     ae, unet = tiny_models
     plain, _, _ = _run(create_engine("torch", ae, unet), unet)
@@ -84,6 +85,7 @@ def test_interval_one_is_byte_identical_to_no_caching(tiny_models):
     assert torch.equal(plain, one)
 
 
+@pytest.mark.slow
 def test_cached_run_keeps_the_known_region_exact_and_stays_close(tiny_models):
     """On the shipped weights, 10 steps, interval 3 (4 full + 6 shallow calls): the final latent's known region is
     the source latent exactly (the merge runs after every call; the last call's a_prev = 1), and the generated

@@ -45,6 +45,7 @@ def test_channels_last_matches(models, inputs):
     assert unet.conv_in.weight.is_contiguous()  # the caller's modules are not converted
 
 
+@pytest.mark.slow
 def test_bf16_close_to_fp32(models, inputs):
     ae, unet = models
     z, t, x = inputs
@@ -83,6 +84,7 @@ def test_cuda_graphs_and_fp16_match_eager(models, inputs):
     assert (half.denoiser(z.cuda(), t.cuda()) - b).abs().max() <= 0.02 * b.abs().max()
 
 
+@pytest.mark.slow
 def test_fast_paths_default_off_in_fp32_on_in_bf16(models, inputs):
     ae, unet = models
     z, t, x = inputs

@@ -44,6 +44,7 @@ def test_specs_declare_names_axes_profile():
     assert z_min[0] == 1 and z_max[0] == 16 and z_min[1:] == (3, 16, 16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["encoder", "unet", "decoder"])
 def test_tiny_export_checks_and_matches_torch(tiny, name):
     ae, unet, _, paths = tiny
@@ -61,12 +62,14 @@ def test_tiny_export_checks_and_matches_torch(tiny, name):
         assert (got - ref).abs().max() <= RTOL[name] * ref.abs().max(), name
 
 
+@pytest.mark.slow
 def test_decoder_export_includes_quantisation(tiny):
     ae, unet, _, paths = tiny
     model = onnx.load(str(paths["decoder"]))
     assert "ArgMin" in {node.op_type for node in model.graph.node}
 
 
+@pytest.mark.slow
 def test_conditional_unet_export(tmp_path):
     ae, unet = random_models("tiny", cond_channels=2)
     spec = export_specs(ae, unet)["unet"]
@@ -79,6 +82,7 @@ def test_conditional_unet_export(tmp_path):
     assert (got - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_small_unet_parity(tmp_path):
     ae, unet = random_models("small")
     spec = export_specs(ae, unet)["unet"]
@@ -90,6 +94,7 @@ def test_small_unet_parity(tmp_path):
     assert (got - ref).abs().max() <= RTOL["unet"] * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_cache_hit_rerun_and_key_changes(tiny, tmp_path):
     ae, unet, out, paths = tiny
     stamps = {n: p.stat().st_mtime_ns for n, p in paths.items()}
@@ -101,6 +106,7 @@ def test_cache_hit_rerun_and_key_changes(tiny, tmp_path):
     assert onnx_key(export_specs(ae2, unet2)["unet"]) != onnx_key(export_specs(ae, unet)["unet"])
 
 
+@pytest.mark.slow
 def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     ae, unet = random_models("tiny")
     spec = export_specs(ae, unet)["encoder"]
@@ -118,6 +124,7 @@ def test_corrupt_or_mismatched_export_is_rebuilt(tmp_path):
     assert cache.lookup(path, "other-key")[0] is False
 
 
+@pytest.mark.slow
 def test_deep_cache_specs_export_and_match_torch(tmp_path):
     """The feature-caching graphs: unet_full gives (eps, feature) as UNet.forward_with_feature, unet_shallow
     gives forward_shallow's eps (ONNX Runtime, 1e-4 of the scale)."""
@@ -142,6 +149,7 @@ def test_deep_cache_specs_export_and_match_torch(tmp_path):
     assert export_onnx(specs["unet_full"], tmp_path) == full_path  # cached
 
 
+@pytest.mark.slow
 def test_export_command(tiny, tmp_path, capsys):
     from augpaint_fast.cli.main import main
 

@@ -86,6 +86,7 @@ def _check_eps(weights, unet, latent_size, channels=3):
     return cfg
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_imports_and_matches(tiny_pipeline, tiny_imported, capsys):
     _, unet, vq = tiny_pipeline
     cfg = _check_eps(tiny_imported, unet, 16)
@@ -106,6 +107,7 @@ def test_tiny_pipeline_imports_and_matches(tiny_pipeline, tiny_imported, capsys)
     assert "imported from diffusers" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_paper_hyperparameters_import_with_zero_unconverted(tmp_path):
     """The paper preset's U-Net (224 channels, 1-2-3-4, attention at 32/16/8, 32-channel heads; 274 M
     parameters) and VQ model, at their full width and depth. Only the comparison runs at an 8x8 latent
@@ -120,6 +122,7 @@ def test_paper_hyperparameters_import_with_zero_unconverted(tmp_path):
     assert meta["imported"]["tensors"]["unconverted"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["torch", "onnx"])
 def test_sampling_runs_with_imported_weights(engine, tiny_imported, phantom_data, tmp_path):
     pytest.importorskip("onnxruntime") if engine == "onnx" else None

@@ -36,6 +36,7 @@ def cond_weights(tmp_path_factory, weights):
     return folder
 
 
+@pytest.mark.slow
 def test_cond_conditions_on_the_masked_image_and_reimposes_nothing(phantom_data, cond_weights, tmp_path,
                                                                     monkeypatch):
     seen = []
@@ -61,6 +62,7 @@ def test_cond_conditions_on_the_masked_image_and_reimposes_nothing(phantom_data,
     assert config["variant"] == "cond"
 
 
+@pytest.mark.slow
 def test_cond_on_torch_and_onnx_agree(phantom_data, cond_weights, tmp_path):
     """fp32 ONNX Runtime vs eager PyTorch on the conditional path: decoded PNGs within 2 grey levels (the
     engines' stated tolerance for whole runs; measured here: max 1)."""

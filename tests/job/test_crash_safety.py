@@ -153,6 +153,7 @@ def _check_final(out, uninterrupted):
     assert len(names) == len(set(names)) == 3 * N
 
 
+@pytest.mark.slow
 def test_killed_at_every_kill_point_in_turn_the_reruns_finish_the_same_set(phantom_data, weights, tmp_path,
                                                                        uninterrupted):
     out = tmp_path / "out"
@@ -165,6 +166,7 @@ def test_killed_at_every_kill_point_in_turn_the_reruns_finish_the_same_set(phant
     _check_final(out, uninterrupted)
 
 
+@pytest.mark.slow
 def test_killed_from_outside_at_an_arbitrary_moment_the_rerun_finishes_the_same_set(phantom_data, weights,
                                                                                   tmp_path, uninterrupted):
     out = tmp_path / "out"

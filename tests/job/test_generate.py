@@ -34,6 +34,7 @@ def test_writes_pairs_manifest_and_preview(phantom_data, weights, tmp_path):
     assert (tmp_path / "out" / "preview.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_bytes_and_other_seeds_differ(phantom_data, weights, tmp_path):
     run_sampling(phantom_data, weights, tmp_path / "a", SampleOptions(**FAST), progress=False)
     run_sampling(phantom_data, weights, tmp_path / "b", SampleOptions(**FAST), progress=False)
@@ -45,6 +46,7 @@ def test_same_seed_gives_the_same_bytes_and_other_seeds_differ(phantom_data, wei
     assert np.abs(k0 - k1).mean() > 1.0  # two samples of one source are different images
 
 
+@pytest.mark.slow
 def test_batch_size_changes_samples_by_at_most_one_grey_level(phantom_data, weights, tmp_path):
     """Convolutions on CPU are not bit-stable across batch sizes (~6e-7 per layer, DESIGN.md §4), so the decoded
     8-bit PNGs may differ by rounding; measured here: max difference 1 grey level."""
@@ -55,6 +57,7 @@ def test_batch_size_changes_samples_by_at_most_one_grey_level(phantom_data, weig
         assert diff.max() <= 1, path.name
 
 
+@pytest.mark.slow
 def test_source_order_does_not_change_a_byte_at_the_same_batch_size(phantom_data, weights, tmp_path):
     run_sampling(phantom_data, weights, tmp_path / "fwd", SampleOptions(**FAST, batch_size=4), progress=False)
     job = Job(phantom_data, weights, tmp_path / "rev", SampleOptions(**FAST, batch_size=4), progress=False)
@@ -64,6 +67,7 @@ def test_source_order_does_not_change_a_byte_at_the_same_batch_size(phantom_data
         assert path.read_bytes() == (tmp_path / "rev" / "images" / path.name).read_bytes(), path.name
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_keeps_bytes(phantom_data, weights, tmp_path):
     out = tmp_path / "out"
     run_sampling(phantom_data, weights, out, SampleOptions(steps=5, n=1), progress=False)
@@ -76,6 +80,7 @@ def test_rerun_resumes_and_keeps_bytes(phantom_data, weights, tmp_path):
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
 
 
+@pytest.mark.slow
 def test_interrupted_pair_is_redone(phantom_data, weights, tmp_path):
     out = tmp_path / "out"
     run_sampling(phantom_data, weights, out, SampleOptions(steps=5, n=1), progress=False)
@@ -88,6 +93,7 @@ def test_interrupted_pair_is_redone(phantom_data, weights, tmp_path):
     assert (out / "images" / "phantom_0002_0.png").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_known_region_is_kept_and_surroundings_are_generated(phantom_data, weights, tmp_path):
     """On the shipped weights with the paper's 50 steps: inside the boxes the sample stays close to the source
     (measured 25.9-30.2 dB per sample on these phantoms; the autoencoder alone reconstructs them at ~30 dB), outside
@@ -105,6 +111,7 @@ def test_known_region_is_kept_and_surroundings_are_generated(phantom_data, weigh
 
 
 
+@pytest.mark.slow
 def test_paste_back_restores_source_pixels_inside_the_known_region(phantom_data, weights, tmp_path):
     run_sampling(phantom_data, weights, tmp_path / "p", SampleOptions(steps=5, n=1, paste_back=True), progress=False)
     src = read_image(phantom_data / "images" / "phantom_0000.png")
@@ -116,6 +123,7 @@ def test_paste_back_restores_source_pixels_inside_the_known_region(phantom_data,
     assert np.abs(out[:, deep] - src[:, deep]).max() <= 1 / 127.5 + 1e-6
 
 
+@pytest.mark.slow
 def test_output_size_source_and_resizing(weights, tmp_path):
     data = tmp_path / "data"
     (data / "images").mkdir(parents=True)

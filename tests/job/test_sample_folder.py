@@ -110,6 +110,7 @@ def _wait_for_holder(lock: Path, proc: subprocess.Popen, timeout: float = 120.0)
     raise AssertionError(f"the first run never held {lock}: {proc.communicate()}")
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_busy_folder_is_refused_naming_the_first(data, weights, tmp_path, capsys):
     out, go = tmp_path / "out", tmp_path / "go"
     argv = _args(data, weights, out, "--n", "2")
@@ -135,6 +136,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_first(data, weigh
     assert "6 already there" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, AugPaintError], ids=["interrupt", "error"])
 def test_the_lock_is_released_however_a_run_ends(data, weights, tmp_path, capsys, monkeypatch, stop):
     out = tmp_path / "out"
@@ -149,6 +151,7 @@ def test_the_lock_is_released_however_a_run_ends(data, weights, tmp_path, capsys
     assert "3 pair(s) written" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_does_not_block(data, weights, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -22,6 +22,7 @@ def _manifest(folder):
     return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_the_whole_job_runs_on_the_engine_device(phantom_data, weights, tmp_path, monkeypatch):
     """Every tensor the job hands the engine is on the engine's device (the fake engine refuses anything else),
     the job mixes no host tensor into device math (the fake device raises), it brings results back only through

@@ -161,6 +161,7 @@ def test_device_counter_body_matches_reference(eta):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_engine_loops_do_not_grow_with_the_number_of_seeds(monkeypatch):
     """A long-lived service calls with thousands of seeds: one loop per batch shape serves them all (the seed
     is device data), so nothing accumulates. The engine helper runs its captured body eagerly off CUDA."""

@@ -33,6 +33,7 @@ def _ran(messages):
     return [m.split("pipeline: ")[1].split(" ...")[0] for m in messages if m.endswith(" ...")]
 
 
+@pytest.mark.slow
 def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_dependants(folders, tmp_path):
     methods = ("unet-noaug", "unet", "augpaint")
     log = []
@@ -81,6 +82,7 @@ def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_de
     assert any("/seg/unet-" in n for n in _ran(log)) and not any("/gen/" in n or "labelled" in n for n in _ran(log))
 
 
+@pytest.mark.slow
 def test_an_interrupted_pipeline_resumes_without_redoing_finished_stages(folders, tmp_path, monkeypatch):
     calls = {"n": 0}
     from augpaint_fast.segmentation import train as seg_train
@@ -118,6 +120,7 @@ def test_bad_options_are_one_line_errors(folders, tmp_path):
         run_pipeline(_opts(folders, tmp_path / "y", labelled=(9,)))
 
 
+@pytest.mark.slow
 def test_augpaint_with_rand_aug_and_the_knobs_enter_their_stages(folders, tmp_path):
     """augpaint+rand-aug brings its parts; --real-repeat and --margin reach (only) the stages they change."""
     kw = dict(labelled=(1,), budgets=("steps",), methods=("augpaint+rand-aug",), rand_aug_n=2, real_repeat=2,

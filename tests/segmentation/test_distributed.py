@@ -22,6 +22,8 @@ from augpaint_fast.training.shared import STATE_FILE
 
 from .conftest import SIZE, TINY
 
+pytestmark = pytest.mark.slow
+
 TOL = 1e-4
 
 

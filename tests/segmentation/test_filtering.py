@@ -64,6 +64,7 @@ def _tree_hash(root):
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_filter_writes_scores_and_the_kept_set(seg_run, generated, tmp_path, capsys):
     before = _tree_hash(generated)
     out = tmp_path / "kept"

@@ -18,6 +18,8 @@ from augpaint_fast.models.checkpoint import load_weights_folder
 from augpaint_fast.cli.main import main
 from augpaint_fast.data.phantom import make_phantom
 
+pytestmark = pytest.mark.slow
+
 TOL = 1e-4
 
 

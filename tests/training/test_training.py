@@ -37,6 +37,7 @@ def _interrupt_after(monkeypatch, calls):
     monkeypatch.setattr(shared.Batches, "next", next_or_stop)
 
 
+@pytest.mark.slow
 def test_autoencoder_and_ldm_train_save_and_load(data, tmp_path):
     ae = train_autoencoder(data, tmp_path / "w", **AE)
     assert ae.steps == 6 and ae.codes_used > 0 and ae.heldout_psnr > 5
@@ -49,6 +50,7 @@ def test_autoencoder_and_ldm_train_save_and_load(data, tmp_path):
     assert h.shape == (1, 3, 16, 16)
 
 
+@pytest.mark.slow
 def test_interrupted_ldm_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
     train_autoencoder(data, tmp_path / "w", **AE)
     for name in ("a", "b"):
@@ -67,6 +69,7 @@ def test_interrupted_ldm_training_resumes_to_the_same_weights(data, tmp_path, mo
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(data, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         _interrupt_after(m, 4)
@@ -98,6 +101,7 @@ def test_ema_warms_up_and_lr_schedule_shape():
 
 
 
+@pytest.mark.slow
 def test_conditional_ldm_trains_beside_the_unconditional_one(data, tmp_path):
     """--conditional writes unet-cond/ (cond_channels = embed_dim) next to unet/, each loadable by its variant,
     and the conditional U-Net's output depends on its condition."""
@@ -142,6 +146,7 @@ def _files(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_finished_model_is_reported_refused_or_replaced_with_force(data, tmp_path, capsys):
     w = tmp_path / "w"
     first = train_autoencoder(data, w, **SMALL)
@@ -168,6 +173,7 @@ def test_a_finished_model_is_reported_refused_or_replaced_with_force(data, tmp_p
         train_ldm(data, w, **SMALL)
 
 
+@pytest.mark.slow
 def test_every_file_training_writes_follows_the_umask(data, tmp_path, monkeypatch):
     old = os.umask(0o022)
     try:

@@ -22,6 +22,8 @@ from PIL import Image
 
 from tests.embed.service.test_app import _free_port, _wait_healthy
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "abuse-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_CONNECTIONS, HEADER_TIMEOUT_S = 4, 1.0

@@ -24,6 +24,8 @@ from augpaint_fast.embed.api import from_pretrained
 from augpaint_fast.job.generate import SampleOptions, run_sampling
 from augpaint_fast.embed.service.app import Limits, create_app
 
+pytestmark = pytest.mark.slow
+
 STEPS, BATCH = 3, 4
 TIMEOUT = 60.0  # seconds any single HTTP call may take
 
