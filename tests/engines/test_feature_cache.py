@@ -54,8 +54,10 @@ def test_shallow_gets_the_last_full_calls_feature():
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3"])
 def test_bad_interval_is_one_line_error(bad):
-    with pytest.raises(AugPaintError, match="cache-interval"):
+    """The library names its parameter; the command line maps it to --cache-interval (tests/cli)."""
+    with pytest.raises(AugPaintError, match="cache_interval") as info:
         check_interval(bad)
+    assert info.value.param == "cache_interval"
 
 
 @pytest.fixture(scope="module")

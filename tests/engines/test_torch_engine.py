@@ -109,5 +109,5 @@ def test_fused_norm_and_compile_are_refused_together(models):
     ae, unet = models
     with pytest.raises(AugPaintError, match="fused_norm and compile"):
         TorchEngine(ae, unet, fused_norm=True, compile="default")
-    with pytest.raises(AugPaintError, match="cache-interval"):
+    with pytest.raises(AugPaintError, match="cache_interval"):
         TorchEngine(ae, unet, cache_interval=0)
