@@ -8,7 +8,7 @@ import pkgutil
 import sys
 
 OPTIONAL = {"triton", "onnx", "onnxruntime", "tensorrt", "openvino", "monai", "ray", "fastapi", "uvicorn",
-            "multipart", "httpx", "matplotlib", "onnxscript"}
+            "h11", "multipart", "httpx", "prometheus_client", "matplotlib", "onnxscript", "diffusers"}
 
 import augpaint_fast  # noqa: E402
 
