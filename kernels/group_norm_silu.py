@@ -22,12 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..ops.fused_norm import group_norm_silu_ref
-
-
-# ---------------------------------------------------------------------------------------------------- reference
-# augpaint_fast.ops.fused_norm.group_norm_silu_ref: GroupNorm, then SiLU
-group_norm_silu_reference = group_norm_silu_ref
+# The reference is augpaint_fast.ops.fused_norm.group_norm_silu_ref (GroupNorm, then SiLU); the dispatcher there
+# imports this module, never the other way round.
 
 
 # ------------------------------------------------------------------------------------------------------- kernel
