@@ -2,7 +2,8 @@
 
 ``results.md`` opens with the verdict, one line per number of labelled cases (:mod:`.stats`): the best
 AugPaint-family method against the best non-generative baseline (``unet-noaug``, ``unet``, ``rand-aug``), at
-matched optimizer steps when that budget was run. Then method x number of labelled cases, mean ± std over
+matched optimizer steps when that budget was run; then how much of the labelled images the known region covers
+(AugPaint varies only the rest: a large share is a reason it may not help). Then method x number of labelled cases, mean ± std over
 splits, Dice in % and HD95 in pixels at the segmenter's size, per budget; each method's paired difference to
 the best non-generative baseline with its 95% interval; and the wall time of each kind of stage (a stage done
 by an earlier run keeps the time it took then; with ``--weights`` no generator is trained here).
@@ -91,6 +92,24 @@ def verdicts(pairs: list[dict], online_aug: str) -> list[str]:
     return lines
 
 
+def known_region(records: list[dict]) -> dict[int, dict]:
+    """Per k: mean, min and max over splits of the labelled images' share inside the known region (what
+    AugPaint keeps from its source; records without it, from runs before it was recorded, are skipped)."""
+    per_split = {(r["labelled"], r["split"]): r["known_fraction"] for r in records if "known_fraction" in r}
+    out = {}
+    for k in sorted({k for k, _ in per_split}):
+        values = [v for (kk, _), v in per_split.items() if kk == k]
+        out[k] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
+    return out
+
+
+def known_region_line(k: int, share: dict, mask: str) -> str:
+    """One line: how much of the labelled images the known region covers, so what AugPaint can vary."""
+    return (f"{k} labelled: the known region (mask {mask}) covers {100 * share['mean']:.0f}% of the labelled "
+            f"images ({100 * share['min']:.0f}-{100 * share['max']:.0f}% over splits); AugPaint generates only the "
+            f"other {100 * (1 - share['mean']):.0f}%")
+
+
 def stage_seconds(used: dict) -> dict[str, float]:
     """Wall seconds per kind of stage (generators, then per split stages summed over splits), from the stage
     results of this run (:attr:`.stages.Stages.used`, each with its ``kind``)."""
@@ -104,7 +123,7 @@ def stage_seconds(used: dict) -> dict[str, float]:
 
 
 def markdown(rows: list[dict], timings: dict[str, float], methods, budgets, pairs: list[dict] = (),
-             verdict_lines: list[str] = (), online_aug: str = "none") -> str:
+             verdict_lines: list[str] = (), online_aug: str = "none", known_lines: list[str] = ()) -> str:
     ks = sorted({r["labelled"] for r in rows})
     cell = {(r["budget"], r["method"], r["labelled"]): r for r in rows}
     out = []
@@ -113,6 +132,9 @@ def markdown(rows: list[dict], timings: dict[str, float], methods, budgets, pair
         out.append(f"**Verdict** (best AugPaint method against the best non-generative baseline, matched "
                    f"{'optimizer steps' if budget == 'steps' else 'epochs'}, Dice paired over splits):\n")
         out += [f"- {line}" for line in verdict_lines]
+        out.append("")
+    if known_lines:
+        out += [f"- {line}" for line in known_lines]
         out.append("")
     for budget in budgets:
         title = ("matched optimizer steps (every method as many steps as the largest set at the epoch budget)"
@@ -188,9 +210,11 @@ def write_results(run: Path, opts, records: list[dict], used: dict) -> dict:
     pairs = paired(records, verdict_budget(opts.budgets))
     lines = verdicts(pairs, opts.online_aug)
     timings = stage_seconds(used)
-    md = markdown(rows, timings, list(opts.methods), list(opts.budgets), pairs, lines, opts.online_aug)
+    known = known_region(records) if set(opts.methods) - set(BASELINES) else {}
+    known_lines = [known_region_line(k, share, opts.mask) for k, share in known.items()]
+    md = markdown(rows, timings, list(opts.methods), list(opts.budgets), pairs, lines, opts.online_aug, known_lines)
     paired_json = [{**{k: v for k, v in p.items() if k != "diff"}, **asdict(p["diff"])} for p in pairs]
-    results = {"options": json.loads(json.dumps(asdict(opts), default=str)), "verdict": lines, "summary": rows,
+    results = {"options": json.loads(json.dumps(asdict(opts), default=str)), "verdict": lines, "known_region": known, "summary": rows,
                "paired": paired_json, "runs": records, "seconds": timings,
                "stage_seconds": {name: st.seconds for name, st in used.items()}, "markdown": md}
     atomic_write_text(Path(run) / "results.json", json.dumps(results, indent=2, default=str) + "\n")

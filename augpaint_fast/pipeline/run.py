@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..models.checkpoint import weights_sha256
-from ..data import Dataset
+from ..models.checkpoint import read_config, weights_sha256
+from ..data import Dataset, resize_label
 from ..errors import AugPaintError
-from ..core.masks import MASK_MODES
+from ..core.masks import MASK_MODES, known_mask
 from ..job.settings import SampleSettings
 from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
@@ -188,6 +188,7 @@ class _Split:
     folder: Path
     labelled: StageResult
     n_labelled: int
+    known_fraction: float  # mean share of a labelled image's area that AugPaint keeps from its source
 
     @property
     def tag(self) -> str:
@@ -277,7 +278,16 @@ def _labelled_split(r: _Run, split: int, k: int) -> _Split:
     folder = r.root / "splits" / f"k{k}-s{split}"
     lab = r.stages.run_stage(f"k{k}-s{split}/labelled", folder / "labelled", {"cases": chosen}, [r.data_fp],
                              lambda: _labelled_folder(r.ds, items, folder / "labelled"), kind="labelled folders")
-    return _Split(split, k, chosen, folder, lab, len(items))
+    return _Split(split, k, chosen, folder, lab, len(items), _known_fraction(r, items))
+
+
+def _known_fraction(r: _Run, items) -> float:
+    """Mean fraction of the labelled images' area inside the known region (``--mask``, ``--margin``, at the
+    generator's resolution, as sampling builds it): what AugPaint keeps from its source, so ``1 -`` it is all
+    it can vary. Reported beside the verdict."""
+    size = read_config(r.weights / "autoencoder", "autoencoder")[0].resolution
+    masks = [known_mask(resize_label(r.ds.load(it).label, size), r.opts.mask, r.opts.margin) for it in items]
+    return float(np.mean([m.mean() for m in masks]))
 
 
 def _split_records(r: _Run, s: _Split) -> list[dict]:
@@ -306,7 +316,7 @@ def _split_records(r: _Run, s: _Split) -> list[dict]:
                 [*labelled, s.folder / "gen" / "rand-aug" / "kept", s.folder / "gen" / COMBINED],
                 [s.labelled.fingerprint, kept["rand-aug"].fingerprint, both.fingerprint])
     return [{"split": s.split, "labelled": s.k, "cases": s.chosen, "method": method, "budget": budget,
-             "steps": lengths[method][budget], "train_pairs": sizes[method],
+             "steps": lengths[method][budget], "train_pairs": sizes[method], "known_fraction": s.known_fraction,
              "dice": ev.summary["mean"]["dice"], "hd95": ev.summary["mean"]["hd95"],
              "per_class": ev.summary["per_class"], "train_seconds": st.seconds,
              "run": str((s.folder / "seg").relative_to(r.root))}

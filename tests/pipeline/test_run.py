@@ -50,6 +50,8 @@ def test_results_then_a_rerun_skips_everything_and_a_changed_input_reruns_its_de
     assert "| AugPaint + online aug |" in md and "| U-Net (labelled only) |" in md
     assert md.startswith("**Verdict**") and len(res["verdict"]) == 2  # one line per labelled count
     assert all("no interval, so no verdict" in line for line in res["verdict"])  # one split
+    assert all(0.0 < r["known_fraction"] < 1.0 for r in res["runs"])  # phantom organs: boxes, not the whole image
+    assert "- 1 labelled: the known region (mask box) covers " in md and set(res["known_region"]) == {1, 2}
     assert (tmp_path / "run" / "results.png").stat().st_size > 10_000
     # online augmentation on every segmenter but unet-noaug
     seg = tmp_path / "run" / "splits" / "k1-s0" / "seg"

@@ -53,3 +53,20 @@ def test_the_report_pairs_every_method_with_the_best_baseline_and_heads_with_the
     assert md.splitlines()[2] == f"- {lines[0]}"
     assert "| AugPaint + online aug | +6.0 [+3.5, +8.5] | -3.0 [" in md
     assert "| U-Net (labelled) + online aug | best baseline | -4.0 [" in md
+
+
+def test_the_known_region_share_is_summarised_per_labelled_count_over_splits():
+    from augpaint_fast.pipeline.report import known_region, known_region_line, markdown, summarise
+
+    shares = (0.2, 0.5, 0.5)  # one per split, on every method's record of that split
+    records = [{**r, "known_fraction": shares[r["split"]]} for r in _records({"augpaint": [60, 62, 64],
+                                                                               "unet": [50, 51, 52]})]
+    known = known_region(records)
+    assert list(known) == [1] and known[1]["mean"] == pytest.approx(0.4)
+    assert (known[1]["min"], known[1]["max"]) == (0.2, 0.5)
+    line = known_region_line(1, known[1], "box")
+    assert line == "1 labelled: the known region (mask box) covers 40% of the labelled images (20-50% over splits); " \
+                   "AugPaint generates only the other 60%"
+    md = markdown(summarise(records), {}, ["unet", "augpaint"], ["steps"], known_lines=[line])
+    assert md.startswith(f"- {line}\n")
+    assert known_region(_records({"augpaint": [60]})) == {}  # records from before the share was recorded
