@@ -17,8 +17,9 @@ Channels must be the same for every case, so the whole dataset is written either
 ``--color auto`` (default) writes greyscale when every image has three equal channels (the project's
 replicated grey scans), else RGB; ``--color grey`` writes the mean of the three channels (for grey scans whose
 generated samples came out with slightly unequal channels); ``--color rgb`` always writes RGB. ``labels`` is ``{"background": 0,
-<name>: 1, ...}`` up to the largest class in the data (or ``--classes``), names from ``--label-names`` or
-``class_<k>``. nnU-Net accepts only lossless files, so every image is re-encoded as PNG (JPEG sources too);
+<name>: 1, ...}`` up to the largest class in the data (or ``--classes``), names from ``--label-names``, else
+those a ``--real`` nnU-Net/MSD dataset declares in its ``dataset.json``, else ``class_<k>``. nnU-Net accepts
+only lossless files, so every image is re-encoded as PNG (JPEG sources too);
 intensities are the project's 8-bit mapping of [-1, 1] (16-bit sources are quantised to 8 bits).
 
 **folder**: ``OUT/images/<case>.png`` + ``OUT/labels/<case>.png`` (same encoding), a dataset root.
@@ -73,6 +74,21 @@ def _cases(samples: list[Path], real: list[Path], max_classes: int) -> list[tupl
             tag = prefix if len(folders) == 1 else f"{prefix}{i}"
             out.extend((f"{tag}_{it.id}", folder, it) for it in folder.items)
     return out  # unique: ids are unique within a folder and the prefixes differ between folders
+
+
+def _declared_names(real: list[Path], max_classes: int) -> list[str] | None:
+    """The class names (1..K) the ``real`` nnU-Net/MSD datasets declare in ``dataset.json``, None if none does;
+    refuses real datasets that declare different classes."""
+    declared = {}
+    for root in real:
+        names = open_pairs(root, max_classes=max_classes).dataset.class_names
+        if names is not None:
+            declared[root] = list(names.values())
+    if len({tuple(v) for v in declared.values()}) > 1:
+        (a, na), (b, nb) = list(declared.items())[:2]
+        raise AugPaintError(f"{a} and {b} declare different classes ({', '.join(na)} vs {', '.join(nb)}); name "
+                            f"them with --label-names")
+    return next(iter(declared.values()), None)
 
 
 def _save_png(array: np.ndarray, tmp: Path) -> None:
@@ -130,14 +146,16 @@ def export_dataset(samples: list[Path], real: list[Path], fmt: str, out: Path, *
             rgb |= not (np.array_equal(s.image[0], s.image[1]) and np.array_equal(s.image[0], s.image[2]))
         top = max(top, int(s.label.max()))
         loaded.append((case, folder, item))
-    k = classes if classes is not None else top
+    declared = label_names if label_names is not None else _declared_names([Path(r) for r in real], max_classes)
+    k = classes if classes is not None else max(top, len(declared or []))
     if top > k:
         raise AugPaintError(f"the pairs have class {top} but --classes is {k}")
     if k < 1:
         raise AugPaintError("every label is empty: there is no foreground class to export")
-    if label_names is not None and len(label_names) != k:
-        raise AugPaintError(f"--label-names gives {len(label_names)} name(s) for {k} class(es)")
-    names = label_names or [f"class_{i}" for i in range(1, k + 1)]
+    if declared is not None and len(declared) != k:
+        where = "--label-names" if label_names is not None else "the --real dataset.json"
+        raise AugPaintError(f"{where} gives {len(declared)} name(s) for {k} class(es)")
+    names = declared or [f"class_{i}" for i in range(1, k + 1)]
     if "background" in names or len(set(names)) != len(names):
         raise AugPaintError("--label-names must be distinct and must not use 'background'")
 

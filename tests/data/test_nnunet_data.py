@@ -10,6 +10,8 @@ pytest.importorskip("monai")
 from augpaint_fast.assets import SHIPPED_WEIGHTS
 from augpaint_fast.cli.main import main  # noqa: E402
 from augpaint_fast.data import Dataset, NiftiOptions  # noqa: E402
+from augpaint_fast.data.dataset_export import export_dataset  # noqa: E402
+from augpaint_fast.errors import AugPaintError  # noqa: E402
 
 
 def _volume(seed: int, size: int = 64, depth: int = 3):
@@ -25,7 +27,7 @@ def _volume(seed: int, size: int = 64, depth: int = 3):
             np.repeat(label[:, :, None], depth, 2))
 
 
-def _nnunet(root, cases):
+def _nnunet(root, cases, labels=None):
     (root / "imagesTr").mkdir(parents=True)
     (root / "labelsTr").mkdir()
     for k, case in enumerate(cases):
@@ -35,7 +37,7 @@ def _nnunet(root, cases):
         nib.save(nib.Nifti1Image(-image, affine), root / "imagesTr" / f"{case}_0001.nii.gz")  # a second channel
         nib.save(nib.Nifti1Image(label, affine), root / "labelsTr" / f"{case}.nii.gz")
     (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "T1", "1": "inverted"}, "labels": {"background": 0, "disc": 1, "square": 2},
+        "channel_names": {"0": "T1", "1": "inverted"}, "labels": labels or {"background": 0, "disc": 1, "square": 2},
         "numTraining": len(cases), "file_ending": ".nii.gz"}))
     return root
 
@@ -51,6 +53,32 @@ def test_an_nnunet_raw_dataset_opens_one_file_per_case_and_picks_the_channel(tmp
     assert np.corrcoef(first.ravel(), second.ravel())[0, 1] < -0.9  # channel 1 is the inverted image
 
 
+@pytest.mark.parametrize("labels", [{"background": 0, "disc": 1, "square": 2},  # nnU-Net v2: name -> id
+                                    {"0": "background", "1": "disc", "2": "square"}])  # MSD: "id" -> name
+def test_dataset_json_labels_name_the_classes_and_export_keeps_them(tmp_path, labels):
+    root = _nnunet(tmp_path / "Dataset001_Toy", ["toy_000"], labels)
+    ds = Dataset.open(root)
+    assert ds.class_names == {1: "disc", 2: "square"}
+    export_dataset([], [root], "nnunet", tmp_path / "raw", progress=False)
+    meta = json.loads((tmp_path / "raw" / "Dataset501_AugPaint" / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0, "disc": 1, "square": 2}
+
+
+@pytest.mark.parametrize("labels, fragment", [
+    ({"background": 0, "disc": 1}, "label value 2, which dataset.json does not declare (0 background, 1 disc)"),
+    ({"background": 0, "disc": 1, "square": 3}, "label ids [0, 1, 3] must be the consecutive integers"),
+    ({"background": 0, "whole": [1, 2]}, "region-based label 'whole' [1, 2] is not supported"),
+    ({"background": 0, "disc": 1, "square": 2, "ignore": 3}, "\"ignore\" label"),
+])
+def test_dataset_json_labels_the_project_cannot_honour_are_refused_in_one_line(tmp_path, labels, fragment):
+    root = _nnunet(tmp_path / "Dataset001_Toy", ["toy_000"], labels)
+    with pytest.raises(AugPaintError, match=None) as info:
+        ds = Dataset.open(root)
+        ds.validate()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.slow
 def test_pipeline_runs_end_to_end_on_nnunet_raw_datasets(tmp_path):
     data = _nnunet(tmp_path / "Dataset001_Toy", ["toy_000", "toy_001", "toy_002"])
     test = _nnunet(tmp_path / "Dataset002_ToyTest", ["test_000"])
