@@ -1,7 +1,9 @@
 """augpaint-fast: AugPaint data augmentation (latent-diffusion inpainting) with a fast sampling engine.
 
 Install torch first, pinned (``pip install torch==2.13.0``): the dependency below is a floor, so an
-already-installed CPU build satisfies it and pip pulls nothing else.
+already-installed CPU build satisfies it and pip pulls nothing else. The torch floor is the version CI runs
+(no older torch is tested); ``constraints.txt`` pins every package at the version CI tested
+(``pip install -c constraints.txt -e '.[test]'``).
 """
 from setuptools import find_packages, setup
 
@@ -63,7 +65,7 @@ setup(
     package_dir=_PACKAGE_DIRS,
     package_data={"augpaint_fast": ["assets/weights/tiny/*/*", "assets/*.png"]},
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.13",  # what CI runs (constraints.txt); older versions are untested
         "numpy>=1.24",
         "pillow>=9.0",
         "safetensors>=0.4",
@@ -81,7 +83,7 @@ setup(
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
             "openvino>=2024.0",
-            "monai>=1.3",
+            "monai>=1.4",  # the [interop] extra's floor (MONAI's generative networks)
             # service and Ray tests (the [serve] and [distributed] extras, plus httpx as the HTTP client)
             "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "prometheus-client>=0.17", "httpx>=0.27",
             "ray>=2.9",
