@@ -8,6 +8,13 @@ The folder holds ``networks.json`` (the networks' settings) and the state dicts 
      "autoencoder": {"class": "AutoencoderKL" or "VQVAE", "args": {...}, "weights": "autoencoder.pt"},
      "scheduler": {"class": "DDIMScheduler", "args": {"schedule": "scaled_linear_beta", ...}}}
 
+A MONAI bundle folder (``configs/inference.json``, ``models/model.pt`` for the U-Net and
+``models/model_autoencoder.pt``) is read into the same settings (``read_bundle``): the definitions whose
+``_target_`` is one of those classes or a ``...Scheduler``, their arguments with ``@name`` references to the
+config's top-level values resolved, ``scale_factor``, and the image size as ``latent_shape`` times the
+autoencoder's downsampling. ``$`` expressions are never evaluated: a value computed by one is refused in one
+line (write ``networks.json`` instead), as are state dicts under MONAI Generative's pre-1.4 names.
+
 Conventions:
 - Weights load safely: ``.safetensors``, or ``.pt``/``.pth`` through ``torch.load(weights_only=True)`` (no pickled
   code runs; a file holding anything but a flat ``{name: tensor}`` is refused). The networks are rebuilt from
@@ -40,6 +47,8 @@ from ..models.foreign import CLASSES, ForeignAutoencoder, ForeignUNet, build_net
 from .diffusers_import import check_scheduler
 
 SPEC = "networks.json"
+BUNDLE_CONFIG = "configs/inference.json"
+BUNDLE_WEIGHTS = {"unet": "models/model.pt", "autoencoder": "models/model_autoencoder.pt"}
 SCHEDULES = {"linear_beta": "linear", "scaled_linear_beta": "scaled_linear"}  # MONAI -> diffusers names
 
 
@@ -47,18 +56,80 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-def read_spec(folder: Path) -> dict[str, Any]:
-    """``folder/networks.json``, checked for the keys the import needs (one-line AugPaintError otherwise)."""
-    path = Path(folder) / SPEC
-    if not path.is_file():
-        raise AugPaintError(f"{folder} is not a MONAI import folder (no {SPEC}; see README \"Models from diffusers "
-                            f"and MONAI\")")
+def _json_object(path: Path) -> dict[str, Any]:
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AugPaintError(f"{path} is not readable JSON: {_one_line(exc)}") from None
-    if not isinstance(spec, dict):
+    if not isinstance(data, dict):
         raise AugPaintError(f"{path} must hold a JSON object")
+    return data
+
+
+def _resolve(value: Any, config: dict[str, Any], where: str, depth: int = 0) -> Any:
+    """``value`` with its ``@name`` references to ``config``'s top-level entries replaced (never evaluated)."""
+    if isinstance(value, str) and value[:1] in ("$", "%"):
+        raise AugPaintError(f"{where} is computed by the bundle expression {value!r}, which AugPaint does not "
+                            f"evaluate; write {SPEC} with literal values")
+    if isinstance(value, str) and value.startswith("@"):
+        if value[1:] not in config or depth > 8:
+            raise AugPaintError(f"{where}: the reference {value!r} does not name a literal top-level value")
+        return _resolve(config[value[1:]], config, where, depth + 1)
+    if isinstance(value, list):
+        return [_resolve(v, config, where, depth) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, config, f"{where}.{k}", depth) for k, v in value.items() if not k.startswith("_")}
+    return value
+
+
+def _downsampling(net: dict[str, Any]) -> int:
+    """The spatial reduction of a MONAI autoencoder from its arguments (for a bundle's latent_shape)."""
+    args = net["args"]
+    if net["class"] == "VQVAE":
+        return math.prod(int(p[0]) for p in args.get("downsample_parameters", [[2]] * 3))
+    return 2 ** (len(args.get("channels", (32, 64, 64, 64))) - 1)
+
+
+def read_bundle(folder: Path) -> dict[str, Any]:
+    """The ``networks.json`` settings of a MONAI bundle folder (module docstring)."""
+    path = Path(folder) / BUNDLE_CONFIG
+    config = _json_object(path)
+    found: dict[str, list[tuple[str, str, dict]]] = {"unet": [], "autoencoder": [], "scheduler": []}
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(value.get("_target_"), str):
+            cls = value["_target_"].rsplit(".", 1)[-1]
+            kind = CLASSES.get(cls) or ("scheduler" if cls.endswith("Scheduler") else None)
+            if kind:
+                found[kind].append((key, cls, value))
+    spec: dict[str, Any] = {}
+    for kind, defs in found.items():
+        if len(defs) != 1:
+            raise AugPaintError(f"{path} defines {len(defs)} {kind} networks ({', '.join(k for k, _, _ in defs)}); "
+                                f"AugPaint needs exactly one")
+        key, cls, value = defs[0]
+        spec[kind] = {"class": cls, "args": _resolve(value, config, f"{path}: {key}")}
+        if kind in BUNDLE_WEIGHTS:
+            spec[kind]["weights"] = BUNDLE_WEIGHTS[kind]
+    shape = _resolve(config.get("latent_shape"), config, f"{path}: latent_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape)):
+        raise AugPaintError(f"{path}: latent_shape must be [channels, height, width], got {shape!r}")
+    spec["image_size"] = shape[-1] * _downsampling(spec["autoencoder"])
+    spec["scale_factor"] = _resolve(config.get("scale_factor", 1.0), config, f"{path}: scale_factor")
+    return spec
+
+
+def read_spec(folder: Path) -> dict[str, Any]:
+    """The settings of ``folder`` (``networks.json``, else a bundle's ``configs/inference.json``), checked for
+    the keys the import needs (one-line AugPaintError otherwise)."""
+    path = Path(folder) / SPEC
+    if path.is_file():
+        spec = _json_object(path)
+    elif (Path(folder) / BUNDLE_CONFIG).is_file():
+        path = Path(folder) / BUNDLE_CONFIG
+        spec = read_bundle(folder)
+    else:
+        raise AugPaintError(f"{folder} is not a MONAI import folder (no {SPEC} and no bundle {BUNDLE_CONFIG}; see "
+                            f"README \"Models from diffusers and MONAI\")")
     for key, want in (("unet", "unet"), ("autoencoder", "autoencoder")):
         net = spec.get(key)
         if not isinstance(net, dict) or CLASSES.get(net.get("class")) != want or not isinstance(net.get("args"), dict):

@@ -122,3 +122,40 @@ def test_what_cannot_be_honoured_is_one_line(change, fragment, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0], err
     assert not (tmp_path / "w").exists()
+
+
+def _bundle(folder, **network_changes):
+    """A MONAI bundle folder as the model zoo lays it out: configs/inference.json with @references and $
+    expressions elsewhere, models/model.pt and models/model_autoencoder.pt."""
+    unet, ae = _monai_folder(folder / "tmp", "AutoencoderKL")
+    (folder / "models").mkdir()
+    torch.save(unet.state_dict(), folder / "models" / "model.pt")
+    torch.save(ae.state_dict(), folder / "models" / "model_autoencoder.pt")
+    (folder / "configs").mkdir()
+    (folder / "configs" / "inference.json").write_text(json.dumps({
+        "imports": ["$import torch"], "device": "$torch.device('cpu')", "spatial_dims": 2, "latent_channels": 3,
+        "latent_shape": ["@latent_channels", 16, 16], "scale_factor": 0.5,
+        "autoencoder_def": {"_target_": "monai.networks.nets.AutoencoderKL",
+                            **AUTOENCODERS["AutoencoderKL"], "spatial_dims": "@spatial_dims"},
+        "network_def": {"_target_": "monai.networks.nets.DiffusionModelUNet", **UNET,
+                        "in_channels": "@latent_channels", **network_changes},
+        "noise_scheduler": {"_target_": "monai.networks.schedulers.DDIMScheduler", **SCHEDULER["args"]},
+        "load_autoencoder": "$@autoencoder_def.load_state_dict(torch.load('models/model_autoencoder.pt'))"}))
+    return unet
+
+
+def test_a_bundle_folder_imports_with_its_references_resolved(tmp_path):
+    unet = _bundle(tmp_path / "bundle")
+    assert main(["import-weights", "--from", "monai", str(tmp_path / "bundle"), "--out", str(tmp_path / "w")]) == 0
+    _, ae_cfg, ours, cfg = load_weights_folder(tmp_path / "w")
+    assert (ae_cfg.resolution, cfg.latent_size, cfg.latent_scale) == (64, 16, (2.0,) * 3)
+    z, t = torch.randn(1, 3, 16, 16), torch.tensor([700])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(z, t), unet(z, t), atol=1e-5, rtol=1e-5)
+
+
+def test_a_bundle_value_computed_by_an_expression_is_refused(tmp_path, capsys):
+    _bundle(tmp_path / "bundle", num_res_blocks="$2 - 1")
+    assert main(["import-weights", "--from", "monai", str(tmp_path / "bundle"), "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "network_def.num_res_blocks is computed by the bundle expression '$2 - 1'" in err[0]
