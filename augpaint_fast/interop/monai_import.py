@@ -24,7 +24,7 @@ Conventions:
   are kept as themselves behind the engine interfaces (``models.foreign``) and every engine that runs a torch
   module (or exports one to ONNX) samples with them. ``info --weights`` names the path.
 - Latents: LatentDiffusionInferer denoises ``z = h * scale_factor`` (``h``: AutoencoderKL's posterior mean, or
-  VQVAE's encoding) and decodes ``z / scale_factor``, so ``latent_shift = 0`` and
+  VQVAE's quantised encoding) and decodes ``z / scale_factor``, so ``latent_shift = 0`` and
   ``latent_scale = 1 / scale_factor``. The latent size is measured by encoding one ``image_size`` image.
 - The scheduler is MONAI's (``schedule`` ``linear_beta`` / ``scaled_linear_beta``, ``beta_start``, ``beta_end``,
   ``prediction_type``, ``clip_sample``, default True as in MONAI): it is checked as diffusers' is
@@ -232,7 +232,12 @@ def import_monai(folder: Path, out: Path) -> dict[str, Any]:
               "scheduler": _scheduler(spec["scheduler"])}
     unet_net = _network(folder, spec["unet"], "unet")
     ae_net = _network(folder, spec["autoencoder"], "autoencoder")
-    grey = spec["autoencoder"]["args"].get("in_channels", 1) == 1
+    ae_args = spec["autoencoder"]["args"]
+    channels = (ae_args.get("in_channels", 1), ae_args.get("out_channels", 1))
+    if channels not in ((1, 1), (3, 3)):
+        raise AugPaintError(f"the autoencoder maps {channels[0]} to {channels[1]} image channels; AugPaint's images "
+                            f"are grey (1) or RGB (3)")
+    grey = channels == (1, 1)
     acfg, ucfg = interface_configs(ForeignAutoencoder(ae_net, None, grey), spec["image_size"], spec["unet"]["args"],
                                    float(spec.get("scale_factor", 1.0)))
     record["networks"] = {"unet": spec["unet"]["class"], "autoencoder": spec["autoencoder"]["class"]}

@@ -9,8 +9,9 @@ rebuilds the class from the allow-list ``CLASSES`` with those arguments: no pick
 
 Interfaces (what the engines call, ``engines.protocol``):
 - ``ForeignUNet(z, t, cond=None) -> eps``: ``net(z, t)``; no condition and no feature cache (refused in one line).
-- ``ForeignAutoencoder``: ``encode(x) -> h`` (AutoencoderKL: the posterior mean, so encoding is deterministic;
-  VQVAE: the pre-quantisation encoding), ``quantizer(h) -> (zq, loss)`` (identity for AutoencoderKL),
+- ``ForeignAutoencoder``: ``encode(x) -> h``, the latent LatentDiffusionInferer trains on
+  (``encode_stage_2_inputs``: VQVAE's quantised encoding; AutoencoderKL's posterior mean, not a sample of it,
+  so that encoding is deterministic), ``quantizer(h) -> (zq, loss)`` (identity for AutoencoderKL),
   ``decode_quantized(zq)``, ``decode(h)``. The project's images have three channels: a network with
   ``in_channels = 1`` sees their mean (the replicated grey scans' one channel) and its one output channel is
   repeated to three.
@@ -60,7 +61,7 @@ class ForeignAutoencoder(nn.Module):
         return x.mean(1, keepdim=True) if self.grey else x
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.encode(self._in(x)) if self.vq else self.net.encode(self._in(x))[0]
+        return self.net.encode_stage_2_inputs(self._in(x)) if self.vq else self.net.encode(self._in(x))[0]
 
     def quantizer(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.vq:
