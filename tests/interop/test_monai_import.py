@@ -159,3 +159,13 @@ def test_a_bundle_value_computed_by_an_expression_is_refused(tmp_path, capsys):
     assert main(["import-weights", "--from", "monai", str(tmp_path / "bundle"), "--out", str(tmp_path / "w")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "network_def.num_res_blocks is computed by the bundle expression '$2 - 1'" in err[0]
+
+
+@pytest.mark.slow
+def test_the_feature_cache_is_refused_for_a_wrapped_unet(imported, phantom_data, tmp_path, capsys):
+    argv = ["sample", "--data", str(phantom_data), "--weights", str(imported[0]), "--out", str(tmp_path / "out"),
+            "--steps", "4", "--n", "1", "--cache-interval", "2"]
+    assert main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # progress bars besides
+    assert errors == ["augpaint-fast: error: an imported MONAI U-Net has no feature cache: sample with "
+                      "--cache-interval 1"]
