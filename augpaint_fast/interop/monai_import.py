@@ -21,8 +21,9 @@ Conventions:
   the allow-list of ``models.foreign`` with the JSON arguments, and must take their state dict exactly.
 - Path ``"wrapped"``: MONAI's block layouts are not the project's (``DiffusionModelUNet``: GroupNorm eps 1e-6 by
   default where the project's U-Net has 1e-5, per-level resblock counts and head widths; ``AutoencoderKL``: a
-  Gaussian latent; ``VQVAE``: ReLU residual stacks without GroupNorm), so the networks are kept as themselves behind the engine interfaces (``models.foreign``) and every engine that runs a torch
-  module (or exports one to ONNX) samples with them. ``info --weights`` names the path.
+  Gaussian latent; ``VQVAE``: ReLU residual stacks without GroupNorm), so the networks are kept as themselves
+  behind the engine interfaces (``models.foreign``) and every engine that runs a torch module (or exports one to
+  ONNX) samples with them. ``info --weights`` names the path.
 - Latents: LatentDiffusionInferer denoises ``z = h * scale_factor`` (``h``: AutoencoderKL's posterior mean, or
   VQVAE's quantised encoding) and decodes ``z / scale_factor``, so ``latent_shift = 0`` and
   ``latent_scale = 1 / scale_factor``. The latent size is measured by encoding one ``image_size`` image.
