@@ -1,5 +1,6 @@
 # `make demo` and `make test` set themselves up on a fresh machine: a .venv with torch pinned first
-# (an unpinned torch would pull a multi-GB CUDA build), then this package with its test extras.
+# (an unpinned torch would pull a multi-GB CUDA build), then this package with its test extras, every package at
+# the version CI tested (constraints.txt).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 WHEEL_DIR := build/wheel-test
 # Rebuild the editable install (and the C++ extension) whenever what it is built from changes.
-STAMP_DEPS := setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h)
+STAMP_DEPS := setup.py pyproject.toml constraints.txt $(wildcard csrc/*.cpp csrc/*.h)
+CONSTRAINTS := -c $(CURDIR)/constraints.txt
 
 .PHONY: demo test test-fast wheel-test setup clean weights
 
@@ -16,8 +18,8 @@ setup: $(STAMP)
 $(STAMP): $(STAMP_DEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q $(CONSTRAINTS) torch==2.13.0
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -41,8 +43,8 @@ wheel-test: $(STAMP)
 	$(PY) -m pip wheel -q --no-deps -w $(WHEEL_DIR)/dist .
 	$(PYTHON) -m venv $(WHEEL_DIR)/venv
 	$(WHEEL_DIR)/venv/bin/python -m pip install -q --upgrade pip
-	$(WHEEL_DIR)/venv/bin/python -m pip install -q torch==2.13.0
-	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(WHEEL_DIR)/dist/augpaint_fast-*.whl
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(CONSTRAINTS) torch==2.13.0
+	$(WHEEL_DIR)/venv/bin/python -m pip install -q $(CONSTRAINTS) $(WHEEL_DIR)/dist/augpaint_fast-*.whl
 	cd $(WHEEL_DIR) && venv/bin/python $(CURDIR)/.ci/import_all.py
 	cd $(WHEEL_DIR) && venv/bin/augpaint-fast info | tee info.txt && grep -q "kernel path: cpp" info.txt
 	cd $(WHEEL_DIR) && venv/bin/augpaint-fast make-phantom --out phantom --n 1 && \

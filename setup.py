@@ -1,7 +1,9 @@
 """augpaint-fast: AugPaint data augmentation (latent-diffusion inpainting) with a fast sampling engine.
 
 Install torch first, pinned (``pip install torch==2.13.0``): the dependency below is a floor, so an
-already-installed CPU build satisfies it and pip pulls nothing else.
+already-installed CPU build satisfies it and pip pulls nothing else. The torch floor is the version CI runs
+(no older torch is tested); ``constraints.txt`` pins every package at the version CI tested
+(``pip install -c constraints.txt -e '.[test]'``).
 """
 from setuptools import find_packages, setup
 
@@ -63,7 +65,7 @@ setup(
     package_dir=_PACKAGE_DIRS,
     package_data={"augpaint_fast": ["assets/weights/tiny/*/*", "assets/*.png"]},
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.13",  # what CI runs (constraints.txt); older versions are untested
         "numpy>=1.24",
         "pillow>=9.0",
         "safetensors>=0.4",
@@ -81,11 +83,11 @@ setup(
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
             "openvino>=2024.0",
-            "monai>=1.3",
+            "monai>=1.4",  # the [interop] extra's floor (MONAI's generative networks)
             # service and Ray tests (the [serve] and [distributed] extras, plus httpx as the HTTP client)
             "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "prometheus-client>=0.17", "httpx>=0.27",
             "ray>=2.9",
-            "diffusers>=0.30",  # the [interop] extra: import-weights --from diffusers and the scheduler parity tests
+            "diffusers>=0.30", "einops>=0.7",  # the [interop] extra: import-weights and the scheduler parity tests
         ],
         "seg": ["monai>=1.3", "matplotlib>=3.7"],  # train-seg, evaluate, filter, rand-aug (MONAI U-Net, losses, metrics, transforms)
         "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9",  # augpaint-fast serve
@@ -96,8 +98,9 @@ setup(
         "openvino": ["onnx>=1.15", "openvino>=2024.0"],
         "triton": ["triton>=3.0"],
         "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
-        # import-weights --from diffusers (--from monai needs monai>=1.4, whose generative networks it wraps)
-        "interop": ["diffusers>=0.30", "monai>=1.4"],
+        # import-weights --from diffusers, and --from monai: MONAI >= 1.4's generative networks, whose attention
+        # blocks need einops
+        "interop": ["diffusers>=0.30", "monai>=1.4", "einops>=0.7"],
     },
     entry_points={"console_scripts": ["augpaint-fast=augpaint_fast.cli.main:main"]},
     ext_modules=_ext_modules,

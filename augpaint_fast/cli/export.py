@@ -29,16 +29,18 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     from ..interop.command import SOURCES
 
     p.add_argument("--from", dest="source", required=True, choices=SOURCES, help="the model's library")
-    p.add_argument("folder", type=Path, help="the local, already downloaded model folder (nothing is downloaded)")
+    p.add_argument("folder", type=Path, help="the local, already downloaded model folder (nothing is downloaded): "
+                   "diffusers: an LDMPipeline folder; monai: networks.json and the state dicts it names")
     p.add_argument("--out", type=Path, required=True, help="weights folder to write (autoencoder/ and unet/)")
 
 
 def _import(args) -> None:
-    from ..interop.command import import_diffusers
+    from ..interop.command import import_weights
 
-    record = import_diffusers(args.folder, args.out)
+    record = import_weights(args.source, args.folder, args.out)
+    counts = [str(n) for model, n in record["tensors"].items() if model != "unconverted"]
     print(f"imported {record['from']} {args.folder} -> {args.out} (path: {record['path']}, "
-          f"{record['tensors']['unet']} + {record['tensors']['vqvae']} tensors, 0 unconverted)")
+          f"{' + '.join(counts)} tensors, 0 unconverted)")
 
 
 EXPORT = Command("export", "export the models to ONNX (and TensorRT plans), cached", _export_arguments, _export)

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data.dataset_export import COLORS, FORMATS
+from ..data.dataset_export import COLORS, FILE_ENDINGS, FORMATS
 from ..errors import AugPaintError
 from ..segmentation.augment import FLIPS
 from .command import Command
@@ -144,6 +144,8 @@ def _export_dataset_arguments(p: argparse.ArgumentParser) -> None:
                                                              "class id in the data)")
     p.add_argument("--color", choices=COLORS, default="auto", help="auto (default: greyscale when every image is "
                    "grey, else RGB), grey (mean of the channels) or rgb")
+    p.add_argument("--file-ending", choices=FILE_ENDINGS, default=".png", help=".png (default: one 2-D case per "
+                   "pair) or .nii.gz (nnunet: generated slices restacked into their source volumes' grids)")
     p.add_argument("--max-classes", **_MAX_CLASSES)
 
 
@@ -152,7 +154,8 @@ def _export_dataset(args) -> None:
 
     names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
     s = export_dataset(args.samples, args.real, args.format, args.out, dataset_id=args.dataset_id, name=args.name,
-                       label_names=names, classes=args.classes, color=args.color, max_classes=args.max_classes)
+                       label_names=names, classes=args.classes, color=args.color, max_classes=args.max_classes,
+                       file_ending=args.file_ending)
     print(s.line())
 
 

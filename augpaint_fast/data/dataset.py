@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ..errors import AugPaintError
 from ..progress import progress as progress_bar
 from . import nifti as _nifti
+from . import nnunet  # nnU-Net v2 raw / MSD task folders: imagesTr/, labelsTr/, imagesTs/, dataset.json
 from .imageio import IMAGE_SUFFIXES, read_image, read_label
 from .nifti import NiftiOptions
 
@@ -108,6 +109,7 @@ class Dataset:
         self.unlabelled = unlabelled
         self.nifti = nifti
         self.max_classes = int(max_classes)
+        self.class_names: dict[int, str] | None = None  # {id: name} of 1..K where the dataset declares them
         self._volumes: OrderedDict = OrderedDict()  # small LRU of decoded volumes (slices load one by one)
 
     # ------------------------------------------------------------------ opening
@@ -127,8 +129,6 @@ class Dataset:
         if not root.is_dir():
             raise AugPaintError(f"dataset root {root} is not a folder")
         opts = nifti if nifti is not None else NiftiOptions()
-        from . import nnunet  # nnU-Net v2 raw / MSD task folders: imagesTr/, labelsTr/, imagesTs/
-
         img_dir, lab_dir, unl_dir = nnunet.layout(root)
         if not img_dir.is_dir():
             raise AugPaintError(
@@ -151,6 +151,10 @@ class Dataset:
             labels = {}
 
         ds = cls(root, [], [], opts, max_classes)
+        ds.class_names = nnunet.class_names(root)
+        if ds.class_names and len(ds.class_names) > max_classes:
+            raise AugPaintError(f"{root}/dataset.json declares {len(ds.class_names)} classes, more than "
+                                f"max_classes={max_classes}", param="max_classes")
         extra_unlabelled: list[Path] = []
         for stem, ip in images.items():
             lp = labels.get(stem)
@@ -223,6 +227,8 @@ class Dataset:
             label = None
             if item.label_path is not None:
                 label = read_label(item.label_path, self.max_classes, display=self._rel(item.label_path))
+        if label is not None and self.class_names is not None:
+            nnunet.check_declared(label, self.class_names, self._rel(item.label_path))
         h, w = image.shape[1:]
         if label is not None and label.shape != (h, w):
             raise AugPaintError(

@@ -108,8 +108,8 @@ def _read_data(path: Path, display: str) -> np.ndarray:
     return data.reshape(shape)
 
 
-def read_image_volume(path, options: NiftiOptions, display: str | None = None) -> np.ndarray:
-    """The whole image volume as float32 ``[X, Y, Z]`` in [-1, 1] (channel chosen, normalised)."""
+def read_channel(path, options: NiftiOptions, display: str | None = None) -> np.ndarray:
+    """The image volume's chosen channel as float64 ``[X, Y, Z]`` in its own units (finite, not normalised)."""
     path = Path(path)
     display = display or str(path)
     data = _read_data(path, display)
@@ -128,11 +128,22 @@ def read_image_volume(path, options: NiftiOptions, display: str | None = None) -
     x = data.astype(np.float64, copy=False)
     if not np.isfinite(x).all():
         raise AugPaintError(f"{display} contains NaN or infinite values")
+    return x
+
+
+def intensity_range(x: np.ndarray, options: NiftiOptions) -> tuple[float, float]:
+    """The (lo, hi) units of a volume that map to -1 .. 1: the CT window, else the 0.5 / 99.5 percentiles."""
     if options.window is not None:
         center, width = float(options.window[0]), float(options.window[1])
-        lo, hi = center - width / 2.0, center + width / 2.0
-    else:
-        lo, hi = (float(v) for v in np.percentile(x, [0.5, 99.5]))
+        return center - width / 2.0, center + width / 2.0
+    lo, hi = (float(v) for v in np.percentile(x, [0.5, 99.5]))
+    return lo, hi
+
+
+def read_image_volume(path, options: NiftiOptions, display: str | None = None) -> np.ndarray:
+    """The whole image volume as float32 ``[X, Y, Z]`` in [-1, 1] (channel chosen, normalised)."""
+    x = read_channel(path, options, display)
+    lo, hi = intensity_range(x, options)
     if hi <= lo:
         return np.zeros(x.shape, np.float32)
     return ((np.clip(x, lo, hi) - lo) * (2.0 / (hi - lo)) - 1.0).astype(np.float32)
@@ -154,6 +165,30 @@ def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(s))
 
 
+def put_slice(volume: np.ndarray, axis: int, index: int, shown: np.ndarray) -> None:
+    """The inverse of :func:`take_slice`: write the displayed 2-D slice ``shown`` back into ``volume``."""
+    view = np.moveaxis(volume, axis, 0)
+    view[index] = np.rot90(shown, k=-1)
+
+
+def nifti_like(data: np.ndarray, source, display: str | None = None) -> bytes:
+    """``data`` as a gzipped NIfTI-1 file (``.nii.gz`` bytes) on the voxel grid of the volume ``source``: its
+    affine, qform/sform and their codes, spatial zooms and units (so spacing and orientation are the source's)."""
+    import gzip
+
+    import nibabel as nib
+
+    src = _load(Path(source), display or str(source))
+    out = nib.Nifti1Image(data, src.affine)
+    for form in ("qform", "sform"):
+        matrix, code = getattr(src, f"get_{form}")(coded=True)
+        if matrix is not None:
+            getattr(out, f"set_{form}")(matrix, code=int(code))
+    out.header.set_zooms(src.header.get_zooms()[:3])
+    out.header.set_xyzt_units(*src.header.get_xyzt_units())
+    return gzip.compress(out.to_bytes(), compresslevel=6)
+
+
 __all__ = [
     "NiftiOptions",
     "NIFTI_SUFFIXES",
@@ -161,7 +196,11 @@ __all__ = [
     "nifti_stem",
     "volume_shape",
     "num_slices",
+    "read_channel",
+    "intensity_range",
     "read_image_volume",
     "read_label_volume",
     "take_slice",
+    "put_slice",
+    "nifti_like",
 ]

@@ -2,7 +2,8 @@
 
 The weights folder is the project's own (``checkpoint.py``); each model's ``config.json`` carries an
 ``"imported"`` record: where it came from, which path was taken (``"converted"``: the tensors were mapped onto
-the project's model one for one) and the scheduler settings read. ``augpaint-fast info --weights W`` prints it.
+the project's model one for one; ``"wrapped"``: the foreign networks run as themselves behind the engine
+interfaces, ``models.foreign``) and the scheduler settings read. ``augpaint-fast info --weights W`` prints it.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..errors import AugPaintError
 from ..models import UNet, VQAutoencoder
 from .convert import Unmappable, apply_rules
 
-SOURCES = ("diffusers",)
+SOURCES = ("diffusers", "monai")
 
 
 def _convert(build, cfg, state: dict[str, torch.Tensor], rules, what: str) -> torch.nn.Module:
@@ -53,6 +54,17 @@ def import_diffusers(folder: Path, out: Path) -> dict[str, Any]:
     return record
 
 
+def import_weights(source: str, folder: Path, out: Path) -> dict[str, Any]:
+    """``import-weights --from source``: the ``imported`` record of the weights folder written to ``out``."""
+    if source == "monai":
+        from .monai_import import import_monai
+
+        return import_monai(folder, out)
+    if source == "diffusers":
+        return import_diffusers(folder, out)
+    raise AugPaintError(f"import source must be one of {', '.join(SOURCES)}, got {source!r}")
+
+
 def describe_import(weights: Path) -> str:
     """One line for ``info --weights``: how the folder's U-Net was made (imported, and which path, or trained)."""
     path = Path(weights) / "unet" / CONFIG_FILE
@@ -64,7 +76,8 @@ def describe_import(weights: Path) -> str:
     if not rec:
         return f"weights {weights}: trained by augpaint-fast (not imported)"
     s = rec.get("scheduler", {})
-    return (f"weights {weights}: imported from {rec['from']} {rec['source']}, path: {rec['path']} "
-            f"({rec.get('tensors', {}).get('unconverted', '?')} unconverted tensors); scheduler "
+    how = (f"{' + '.join(rec['networks'].values())} run as themselves" if rec["path"] == "wrapped" else
+           f"{rec.get('tensors', {}).get('unconverted', '?')} unconverted tensors")
+    return (f"weights {weights}: imported from {rec['from']} {rec['source']}, path: {rec['path']} ({how}); scheduler "
             f"{s.get('beta_schedule')} {s.get('beta_start')}..{s.get('beta_end')}, {s.get('prediction_type')}, "
             f"timestep spacing {s.get('timestep_spacing')}")

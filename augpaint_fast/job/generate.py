@@ -102,6 +102,7 @@ class Source:
     source_label: np.ndarray  # int64 [H, W] at the source's size
     source_size: tuple[int, int]
     digest: str = ""  # of image and label: the key of its cached latents (set when empty)
+    slice: dict | None = None  # a slice of a NIfTI volume: {"index", "axis", "channel", "window"} (manifest)
 
     def __post_init__(self):
         if not self.digest:
@@ -176,6 +177,15 @@ def check_options(opts: SampleOptions) -> None:
         raise AugPaintError(f"variant must be uncond or cond, got {opts.variant!r}", param="variant")
 
 
+def _slice_record(dataset: Dataset, item) -> dict | None:
+    """Where a volume slice came from, for restacking its samples (``export-dataset --file-ending .nii.gz``)."""
+    if item.slice_index is None:
+        return None
+    n = dataset.nifti
+    return {"index": item.slice_index, "axis": n.axis, "channel": n.channel,
+            "window": None if n.window is None else list(n.window)}
+
+
 def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
     """Read and check every labelled item, resized to the model's size; raises before anything is written."""
     sources = []
@@ -183,7 +193,7 @@ def load_sources(dataset: Dataset, size: int, progress: bool) -> list[Source]:
         sample = dataset.load(item)
         image, label = resize_pair(sample.image, sample.label, size)
         sources.append(Source(item.id, item.image_path, item.label_path, image, label, sample.label,
-                              sample.source_size))
+                              sample.source_size, slice=_slice_record(dataset, item)))
     return sources
 
 
@@ -221,7 +231,8 @@ def manifest_record(item: WorkItem, kernel: str, weights: Path, opts: SampleOpti
             "k": item.k, "uid": item.uid,
             "flipped": [bool(item.flip[0]), bool(item.flip[1])], "weights": str(Path(weights).resolve()),
             "engine": opts.engine, "engine_options": opts.engine_options,
-            "batch_size": opts.batch_size, "kernel": kernel, **config}
+            "batch_size": opts.batch_size, "kernel": kernel, **({"slice": src.slice} if src.slice else {}),
+            **config}
 
 
 def _pad(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -9,6 +9,8 @@ Layout of a weights folder::
 
 ``config.json`` is ``{"kind": "autoencoder" | "unet", "format_version": 1, "config": {...}, ...}``; any other
 top-level keys (e.g. training information) are kept as metadata and ignored by the loader.
+A ``"foreign"`` record there marks an imported network kept as itself (``models.foreign``: MONAI networks
+rebuilt from an allow-list, the config then describing only their interface).
 ``model.safetensors`` holds the model's ``state_dict()`` under its own parameter names, stored as saved and
 loaded as float32; a tensor holding NaN or Inf is refused. Files are written atomically (``augpaint_fast.atomic``).
 Every problem the user can cause raises `AugPaintError` with a one-line message naming the path.
@@ -114,7 +116,7 @@ def load_model(folder: Path, kind: str, map_location: str | torch.device = "cpu"
 
     The stored tensors must match the config's model exactly: the same names and shapes, floating point.
     """
-    cfg, _ = read_config(folder, kind)
+    cfg, meta = read_config(folder, kind)
     _, build = _model_kind(kind)
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
@@ -124,8 +126,13 @@ def load_model(folder: Path, kind: str, map_location: str | torch.device = "cpu"
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise AugPaintError(f"{path} is not a readable safetensors file: {_one_line(exc)}") from None
 
-    with torch.device("meta"):
-        model = build(cfg)
+    if "foreign" in meta:  # an imported network that does not map onto the project's (models.foreign)
+        from .foreign import build_foreign
+
+        model = build_foreign(meta["foreign"], kind, cfg)
+    else:
+        with torch.device("meta"):
+            model = build(cfg)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     for name, shape in expected.items():
         if name not in tensors:
