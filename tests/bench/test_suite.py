@@ -57,3 +57,15 @@ def test_records_carry_both_peak_probes_and_provenance(records):
     prov = r["provenance"]
     assert set(prov) >= {"git_commit", "load_before", "load_after", "busy_machine", "threads", "env"}
     assert r["repeats"] == 1 and r["seconds_q1"] <= r["seconds_per_batch"] <= r["seconds_q3"]
+
+
+def test_an_engine_that_cannot_run_the_pixel_unet_says_so_in_its_row():
+    from augpaint_fast.bench import runner
+    from augpaint_fast.bench.report import _row
+
+    work = runner.Workload.build("tiny", pixel=True)
+    denoiser, why = suite._pixel_denoiser(parse_config("torch:no_such_option=1"), {"no_such_option": 1}, work)
+    assert denoiser is None and why.startswith("torch cannot run the pixel U-Net (")
+    row = {"config": "x", "method": "repaint_pixel", "batch_size": 1, "seconds_per_batch": None, "not_run": why}
+    line = _row(row)
+    assert f"| not run: {why} |" in line and line.count("|") == 19  # the table's 18 columns
