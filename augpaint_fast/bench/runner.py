@@ -9,9 +9,10 @@ so no branch is exactly zero).
 
 Scaling, stated in each record: AugPaint and eager time the first ``timed`` of their S calls (all by default)
 and scale the loop to S. RePaint times ``timed`` reverse transitions (U-Net call + update) and as many forward
-jumps, each spread evenly over the whole jump schedule (every transition when ``timed`` covers the run: a whole
-run), and scales their mean seconds by the exact counts of the schedule: 210 calls + 160 jumps for 50 steps
-with jumps 10 x 5. The same per-transition means give RePaint's published setting (250 steps, jumps 10 x 10:
+jumps, each kind spread evenly over the whole jump schedule and divided among the repeats (repeat r of R takes
+every R-th: each repeat samples the whole run, the repeats together time all ``timed``), and scales each
+repeat's mean seconds by the exact counts of the schedule: 210 calls + 160 jumps for 50 steps with jumps
+10 x 5. When ``timed`` covers the run's calls, every repeat times the whole run. The same per-transition means give RePaint's published setting (250 steps, jumps 10 x 10:
 2,410 calls), whose own run would take 11 times as long.
 
 Work counted (``executed_unet_flops``): a cached configuration (``cache_interval`` N > 1) runs ceil(S / N) full
@@ -222,34 +223,56 @@ def eager_method(work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: 
     return Method(lambda: run(warm_sched), lambda: {key: run(timed_sched)})
 
 
-def spread_transitions(schedule: RePaintSchedule, n: int) -> list[tuple[int, int, int]]:
+def spread_transitions(schedule: RePaintSchedule, n: int, part: int = 0, parts: int = 1
+                       ) -> list[tuple[int, int, int]]:
     """(k, i, i') of ``n`` reverse transitions and ``n`` forward jumps, each kind evenly spread over the whole
-    jump schedule, in schedule order; every transition when ``n`` covers the U-Net calls (a whole run)."""
+    jump schedule, in schedule order, of which repeat ``part`` of ``parts`` takes every ``parts``-th (so the
+    repeats together time all of them, each repeat a sample spread over the whole run); every transition, in
+    every repeat, when ``n`` covers the U-Net calls (a whole run)."""
     steps = [(k, i, j) for k, (i, j) in enumerate(schedule.transitions)]
     if n >= schedule.unet_calls:
         return steps
+    n = max(n, parts)  # at least one of each kind per repeat
     picked = []
     for kind in ([s for s in steps if s[2] < s[1]], [s for s in steps if s[2] > s[1]]):
-        if kind:
-            picked += [kind[p] for p in np.unique(np.linspace(0, len(kind) - 1, min(n, len(kind))).round().astype(int))]
+        chosen = [kind[p] for p in np.unique(np.linspace(0, len(kind) - 1, min(n, len(kind))).round().astype(int))]
+        picked += chosen[part % len(chosen)::parts] if chosen else []
     return sorted(picked)
 
 
-def _repaint_means(denoiser, x0: torch.Tensor, mask: torch.Tensor, schedule: RePaintSchedule, timed: int,
-                   device: torch.device, clip: bool) -> tuple[float, float]:
-    """(mean seconds of a reverse transition, of a forward jump) over ``spread_transitions(schedule, timed)``
-    (torch.randn noise; each transition is applied to the state the previous timed one left)."""
+def _repaint_means(denoiser, x0: torch.Tensor, mask: torch.Tensor, schedule: RePaintSchedule,
+                   transitions: list[tuple[int, int, int]], device: torch.device, clip: bool) -> tuple[float, float]:
+    """(mean seconds of a reverse transition, of a forward jump) over ``transitions`` (``spread_transitions``;
+    torch.randn noise; each transition is applied to the state the previous timed one left)."""
     noise = torch_noise(tuple(x0.shape), device, torch.Generator(device).manual_seed(0))
     x = noise(stream_init())
     seconds: dict[bool, list[float]] = {True: [], False: []}
-    for k, i, j in spread_transitions(schedule, timed):
-        reverse = j < i
-        step = (lambda: reverse_step(denoiser, x, x0, mask, schedule, i, k, noise, clip)) if reverse else \
-            (lambda: forward_jump(x, schedule, i, k, noise))
+    for k, i, j in transitions:
+        def step(x=x, i=i, j=j, k=k) -> torch.Tensor:
+            if j < i:
+                return reverse_step(denoiser, x, x0, mask, schedule, i, k, noise, clip)
+            return forward_jump(x, schedule, i, k, noise)
+
         box = {}
-        seconds[reverse].append(seconds_of(lambda: box.__setitem__("x", step()), device))
+        seconds[j < i].append(seconds_of(lambda: box.__setitem__("x", step()), device))
         x = box["x"]
     return float(np.mean(seconds[True])), float(np.mean(seconds[False])) if seconds[False] else 0.0
+
+
+class _Parts:
+    """The transitions each repeat of a RePaint method times: ``timed`` spread over the run, divided among
+    ``repeats`` in turn (``spread_transitions``); the warm-up times one of each kind."""
+
+    def __init__(self, schedule: RePaintSchedule, timed: int, repeats: int):
+        self.schedule, self.timed, self.repeats, self.done = schedule, timed, repeats, 0
+
+    def warm(self) -> list[tuple[int, int, int]]:
+        return spread_transitions(self.schedule, 1)
+
+    def next(self) -> list[tuple[int, int, int]]:
+        part = self.done
+        self.done += 1
+        return spread_transitions(self.schedule, self.timed, part, self.repeats)
 
 
 def repaint_seconds(schedule: RePaintSchedule, reverse: float, jump: float) -> float:
@@ -258,32 +281,35 @@ def repaint_seconds(schedule: RePaintSchedule, reverse: float, jump: float) -> f
 
 
 def repaint_latent_method(engine, work: Workload, inputs: Inputs, schedule: RePaintSchedule, timed: int,
-                          key: str = "repaint_latent") -> Method:
+                          repeats: int, key: str = "repaint_latent") -> Method:
     """One batch of latent RePaint over ``engine``'s U-Net (never a cached one: RePaint is exact): encode, its
-    calls and jumps (``timed`` of each, spread, scaled), decode."""
+    calls and jumps (``timed`` of each over ``repeats`` repeats, spread, scaled), decode."""
     device = engine.device
     shift, scale = _latent_norm(work.unet, device)
+    parts = _Parts(schedule, timed, repeats)
 
-    def run(n: int) -> float:
+    def run(transitions) -> float:
         out = {}
         t_enc = seconds_of(lambda: out.__setitem__("z0", (engine.encode(inputs.x) - shift) / scale), device)
-        rev, jump = _repaint_means(engine.denoiser, out["z0"], inputs.mask, schedule, n, device, clip=False)
+        rev, jump = _repaint_means(engine.denoiser, out["z0"], inputs.mask, schedule, transitions, device,
+                                   clip=False)
         t_dec = seconds_of(lambda: engine.decode(out["z0"] * scale + shift), device)
         return t_enc + repaint_seconds(schedule, rev, jump) + t_dec
 
-    return Method(lambda: run(1), lambda: {key: run(timed)})
+    return Method(lambda: run(parts.warm()), lambda: {key: run(parts.next())})
 
 
 def repaint_pixel_method(denoiser, inputs: Inputs, schedules: dict[str, RePaintSchedule], timed: int,
-                         device: torch.device) -> Method:
+                         repeats: int, device: torch.device) -> Method:
     """One batch of pixel-space RePaint over ``denoiser`` (a pixel U-Net on the row's engine), x0^ clipped as
-    RePaint does: ``timed`` spread transitions of the first schedule, their mean seconds scaled to every
-    schedule of ``schedules`` ({record key: schedule})."""
+    RePaint does: ``timed`` spread transitions of the first schedule over ``repeats`` repeats, each repeat's
+    mean seconds scaled to every schedule of ``schedules`` ({record key: schedule})."""
     first = next(iter(schedules.values()))
+    parts = _Parts(first, timed, repeats)
 
     @torch.no_grad()
-    def run(n: int) -> dict[str, float]:
-        rev, jump = _repaint_means(denoiser, inputs.x, inputs.mask_pixel, first, n, device, clip=True)
+    def run(transitions) -> dict[str, float]:
+        rev, jump = _repaint_means(denoiser, inputs.x, inputs.mask_pixel, first, transitions, device, clip=True)
         return {key: repaint_seconds(sched, rev, jump) for key, sched in schedules.items()}
 
-    return Method(lambda: run(1), lambda: run(timed))
+    return Method(lambda: run(parts.warm()), lambda: run(parts.next()))

@@ -44,7 +44,7 @@ class Settings:
     steps: int = 50
     repeats: int = 5
     timed_steps: int | None = None  # AugPaint/eager calls timed per repeat (None: all)
-    repaint_timed_calls: int = 30  # RePaint reverse steps (and jumps) timed per repeat, spread over the run
+    repaint_timed_calls: int = 30  # RePaint reverse steps (and jumps) timed, spread over the run and the repeats
     peak_repeats: int = 3  # timed calls of each dense-peak kernel per probe
     jump_length: int = 10
     jump_n_sample: int = 5
@@ -178,10 +178,10 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
             bar.set_postfix_str(f"{cfg.label} B={b}")
             methods = [runner.augpaint_method(engine, work, inputs[b], ddim, timed, s.seed)]
             if exact:  # RePaint is exact: never timed over a cached engine
-                methods.append(runner.repaint_latent_method(engine, work, inputs[b], rp, rp_timed))
+                methods.append(runner.repaint_latent_method(engine, work, inputs[b], rp, rp_timed, s.repeats))
             if pixel is not None:
                 methods.append(runner.repaint_pixel_method(pixel, inputs[b], {k: schedules[k] for k in pixel_keys},
-                                                           rp_timed, device))
+                                                           rp_timed, s.repeats, device))
             timings = runner.interleave(methods, s.repeats)
             record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timings["augpaint"],
                    cfg.cache_interval, methods[0].info["kernel"])
@@ -288,9 +288,10 @@ def _timing_of(method: str, timed: int, steps: int, rp_timed: int, rp, calls: in
     if method in ("augpaint", "eager"):
         return "whole run" if timed >= steps else f"{timed} of {steps} calls timed, scaled"
     if method == "repaint_pixel_published":
-        return (f"per-transition seconds of the {rp.steps}-step run's {'whole run' if rp_timed >= rp.unet_calls else f'{rp_timed} spread calls + jumps'}"
-                f", scaled to {calls} calls")
-    return "whole run" if rp_timed >= calls else f"{rp_timed} calls + {rp_timed} jumps spread over the run, scaled"
+        timed_50 = "whole run" if rp_timed >= rp.unet_calls else f"{rp_timed} spread calls + jumps"
+        return f"per-transition seconds of the {rp.steps}-step run's {timed_50}, scaled to {calls} calls"
+    return "whole run" if rp_timed >= calls else (f"{rp_timed} calls + {rp_timed} jumps spread over the run and "
+                                                  f"the repeats, scaled")
 
 
 def _fill_ratios(records: list[dict]) -> None:
@@ -358,8 +359,9 @@ def _timing_notes(s: Settings, timed: int, rp_timed: int, rp, rp_paper, fl: dict
     notes.append(f"AugPaint and RePaint repeats interleaved (A B A B ..., {s.repeats} each) on the row's engine; "
                  f"median and interquartile range")
     spread = "every transition (whole runs)" if rp_timed >= rp.unet_calls else (
-        f"{rp_timed} reverse steps and {rp_timed} forward jumps spread evenly over the schedule per repeat, their "
-        f"mean seconds scaled by the exact counts")
+        f"{max(rp_timed, s.repeats)} reverse steps and as many forward jumps spread evenly over the schedule, "
+        f"divided among the {s.repeats} repeats (each repeat's share spans the whole run), each repeat's mean "
+        f"seconds scaled by the exact counts")
     notes.append(f"RePaint ({rp.steps} steps, jumps {rp.jump_length} x {rp.jump_n_sample}: {rp.unet_calls} U-Net "
                  f"calls + {rp.forward_jumps} forward jumps): {spread}; RePaint as published ({rp_paper.steps} steps, "
                  f"jumps {rp_paper.jump_length} x {rp_paper.jump_n_sample}: {rp_paper.unet_calls:,} calls + "

@@ -49,9 +49,9 @@ def test_every_method_times_one_batch(work):
     timings = runner.interleave([
         augpaint,
         runner.eager_method(work, inp, ddim, 4, CPU),
-        runner.repaint_latent_method(engine, work, inp, rp, 1),
-        runner.repaint_pixel_method(pixel.denoiser, inp, {"pixel": rp, "pixel_long": repaint_schedule(8, 2, 2)}, 1,
-                                    CPU),
+        runner.repaint_latent_method(engine, work, inp, rp, 1, 2),
+        runner.repaint_pixel_method(pixel.denoiser, inp, {"pixel": rp, "pixel_long": repaint_schedule(8, 2, 2)}, 2,
+                                    2, CPU),
     ], repeats=2)
     assert augpaint.info["kernel"] == fused.kernel_path(CPU)  # the plain sampler with the fused step ran
     assert set(timings) == {"augpaint", "eager", "repaint_latent", "pixel", "pixel_long"}
@@ -85,6 +85,11 @@ def test_repaint_timing_spreads_calls_and_jumps_over_the_whole_schedule():
     assert reverse[0] == 0 and reverse[-1] == len(transitions) - 1
     assert jumps[0] == first_jump and jumps[-1] == last_jump
     assert runner.spread_transitions(rp, 210) == [(k, i, j) for k, (i, j) in enumerate(transitions)]  # whole run
+    # 5 repeats share the 30: each takes every 5th, spanning the whole run; together they time all 30
+    shares = [runner.spread_transitions(rp, 30, r, 5) for r in range(5)]
+    assert sorted(sum(shares, [])) == picked and all(len(share) == 12 for share in shares)
+    n = len(transitions)
+    assert all(share[0][0] < n / 5 and share[-1][0] > 4 * n / 5 for share in shares)
     assert runner.repaint_seconds(rp, 2.0, 1.0) == 210 * 2.0 + 160 * 1.0
 
 

@@ -60,10 +60,11 @@ def test_records_carry_both_peak_probes_and_provenance(records):
 
 
 def test_an_engine_that_cannot_run_the_pixel_unet_says_so_in_its_row():
-    from augpaint_fast.bench import runner
+    from types import SimpleNamespace
+
     from augpaint_fast.bench.report import _row
 
-    work = runner.Workload.build("tiny", pixel=True)
+    work = SimpleNamespace(autoencoder=None, pixel_unet=None)  # the engine refuses the option before the models
     denoiser, why = suite._pixel_denoiser(parse_config("torch:no_such_option=1"), {"no_such_option": 1}, work)
     assert denoiser is None and why.startswith("torch cannot run the pixel U-Net (")
     row = {"config": "x", "method": "repaint_pixel", "batch_size": 1, "seconds_per_batch": None, "not_run": why}
