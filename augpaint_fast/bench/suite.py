@@ -40,7 +40,7 @@ class Settings:
     """One bench run (the CLI's flags)."""
 
     preset: str = "small"
-    batch_sizes: tuple[int, ...] = (1, 8)
+    batch_sizes: tuple[int, ...] = (1, 4)
     steps: int = 50
     repeats: int = 5
     timed_steps: int | None = None  # AugPaint/eager calls timed per repeat (None: all)

@@ -20,7 +20,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                         "explicitly still win); not for results")
     p.add_argument("--preset", default=None, help="model preset timed (random weights): tiny, small (default on "
                    "CPU) or paper (default on CUDA)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 8")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 4")
     p.add_argument("--steps", type=int, default=50, help="sampling steps S (default 50)")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats after the warm-up, AugPaint and RePaint interleaved (default 5)")
