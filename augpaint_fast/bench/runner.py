@@ -12,8 +12,9 @@ and scale the loop to S. RePaint times ``timed`` reverse transitions (U-Net call
 jumps, each kind spread evenly over the whole jump schedule and divided among the repeats (repeat r of R takes
 every R-th: each repeat samples the whole run, the repeats together time all ``timed``), and scales each
 repeat's mean seconds by the exact counts of the schedule: 210 calls + 160 jumps for 50 steps with jumps
-10 x 5. When ``timed`` covers the run's calls, every repeat times the whole run. The same per-transition means give RePaint's published setting (250 steps, jumps 10 x 10:
-2,410 calls), whose own run would take 11 times as long.
+10 x 5. When ``timed`` covers the run's calls, every repeat times the whole run. The same per-transition
+means give RePaint's published setting (250 steps, jumps 10 x 10: 2,410 calls), whose own run would take 11
+times as long.
 
 Work counted (``executed_unet_flops``): a cached configuration (``cache_interval`` N > 1) runs ceil(S / N) full
 U-Net calls and the rest shallow (the outer blocks only), each at its own counted cost.
