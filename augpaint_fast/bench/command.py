@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-QUICK = {"preset": "tiny", "batch_sizes": (1, 4), "repeats": 1, "repaint_timed_calls": 1, "quality_sources": 2}
+# --quick: a check that everything runs (under a minute on a 2-core CPU), not figures to quote
+QUICK = {"preset": "tiny", "batch_sizes": (1,), "repeats": 2, "timed_steps": 10, "repaint_timed_calls": 3,
+         "peak_repeats": 1, "quality_sources": 1}
 
 
 def run_bench_to(settings, out: Path, json_path: Path | None = None) -> None:

@@ -1,15 +1,25 @@
 """The machine a benchmark ran on and what it can do: identity, dense peak per dtype, memory bandwidth, timing.
 
 - Dense peak (DESIGN.md §6): the best FLOP/s of a large matmul and a large 3x3 convolution (channels-last),
-  measured in the same run and dtype as the figures it divides; FLOPs are 2 per multiply-add.
+  measured in the same run and dtype as the figures it divides; FLOPs are 2 per multiply-add. The bench probes
+  it at the start and at the end of a run and reports both (the spread says how much the machine moved).
+- Theoretical peak (``theoretical_peak``): cores x clock x FLOPs per cycle per core of the dtype, where the CPU
+  model names a microarchitecture whose vector units are known (``FLOPS_PER_CYCLE``); None ("unknown")
+  otherwise, never a guess.
 - Bandwidth: ``dst.copy_(src)`` of a large buffer, bytes read + written per second.
 - Timing: warm up, synchronise the device before and after (``torch.cuda.synchronize`` on CUDA), then the
-  median and range of repeats (gpt-fast's rule).
+  median, interquartile range and range of repeats (``measure``, ``Timing``: the one timing helper of the
+  project's benchmarks).
+- Provenance (``provenance``): git commit, load average, thread settings and the environment variables that
+  change speed, for every record; a run whose load before it exceeds half the CPUs is flagged busy.
 """
 from __future__ import annotations
 
+import os
 import platform
+import re
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -28,16 +38,24 @@ def sync(device: torch.device | str) -> None:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds over repeats: median, min, max, and how many."""
+    """Seconds over repeats: median, quartiles (q1, q3; both the median for one repeat), min, max, how many."""
 
     median: float
     min: float
     max: float
     repeats: int
+    q1: float
+    q3: float
 
     @classmethod
     def of(cls, seconds: list[float]) -> "Timing":
-        return cls(statistics.median(seconds), min(seconds), max(seconds), len(seconds))
+        q1, _, q3 = statistics.quantiles(seconds, n=4, method="inclusive") if len(seconds) > 1 else seconds * 3
+        return cls(statistics.median(seconds), min(seconds), max(seconds), len(seconds), q1, q3)
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range, seconds."""
+        return self.q3 - self.q1
 
 
 def seconds_of(fn: Callable[[], object], device: torch.device | str) -> float:
@@ -122,3 +140,78 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+# FLOPs per cycle per physical core (2 per multiply-add) of the dense units, by microarchitecture; a CPU model
+# name is matched against the patterns in order. AMD EPYC: the last digit of the model number is its
+# generation (Zen 4 runs AVX-512 on 256-bit datapaths: two FMA pipes of 8 float32 lanes; Zen 5 on 512-bit
+# ones); Intel Xeon Platinum 8xxx / Gold 6xxx: two AVX-512 FMA ports, and on the 4th and 5th generations AMX
+# (1,024 bf16 FLOPs per cycle, Intel's figure). A dtype is counted only when the CPU flags confirm its units.
+FLOPS_PER_CYCLE: tuple[tuple[str, str, dict[str, int]], ...] = (
+    (r"AMD EPYC [4789]\w\w1\b", "Zen", {"float32": 16}),
+    (r"AMD EPYC [4789]\w\w[23]\b", "Zen 2/3", {"float32": 32}),
+    (r"AMD EPYC [4789]\w\w4\b", "Zen 4", {"float32": 32, "bfloat16": 64}),
+    (r"AMD EPYC [4789]\w\w5\b", "Zen 5", {"float32": 64, "bfloat16": 128}),
+    (r"Xeon\(R\) (Platinum 8|Gold 6)[45]\d\d", "Xeon Scalable 4th/5th gen", {"float32": 64, "bfloat16": 1024}),
+    (r"Xeon\(R\) (Platinum 8|Gold 6)[123]\d\d", "Xeon Scalable 1st-3rd gen", {"float32": 64}),
+)
+DTYPE_FLAGS = {"float32": lambda c: c.avx2 or c.avx512, "bfloat16": lambda c: c.avx512_bf16 or c.amx}
+
+
+def theoretical_peak(dtype: str, cores: int, cpu: host.CpuFacts | None = None) -> dict:
+    """{"gflops", "uarch", "flops_per_cycle", "cores", "ghz", "why"}: ``cores`` x clock x FLOPs per cycle of
+    ``dtype`` on this CPU (``FLOPS_PER_CYCLE``); "gflops" None, with "why", where the model, its units for
+    ``dtype`` or the clock are unknown. The clock is the kernel's current "cpu MHz" (boost clocks differ)."""
+    cpu = cpu or host.cpu()
+    out = {"gflops": None, "uarch": None, "flops_per_cycle": None, "cores": cores,
+           "ghz": cpu.mhz / 1e3 if cpu.mhz else None, "why": None}
+    match = next(((uarch, table) for pattern, uarch, table in FLOPS_PER_CYCLE if re.search(pattern, cpu.model)),
+                 None)
+    if match is None:
+        return {**out, "why": f"CPU model {cpu.model!r} names no microarchitecture with known vector units"}
+    uarch, table = match
+    per_cycle = table.get(dtype) if DTYPE_FLAGS.get(dtype, lambda c: False)(cpu) else None
+    if per_cycle is None:
+        return {**out, "uarch": uarch, "why": f"{uarch}: no known dense {dtype} units"}
+    if not cpu.mhz:
+        return {**out, "uarch": uarch, "flops_per_cycle": per_cycle, "why": "the kernel gives no clock"}
+    return {**out, "uarch": uarch, "flops_per_cycle": per_cycle, "gflops": cores * cpu.mhz / 1e3 * per_cycle}
+
+
+ENV_PREFIXES = ("OMP_", "MKL_", "KMP_", "OPENBLAS_", "AUGPAINT_", "CUDA_VISIBLE_DEVICES")
+
+
+def git_commit() -> str | None:
+    """The checkout's commit this package was imported from ("+dirty" when tracked files changed), or None
+    outside a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages (None where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def provenance(load_before: list[float] | None, load_after: list[float] | None = None) -> dict:
+    """What a record needs to be reproduced and trusted: git commit, load average before and after the run,
+    thread settings, the environment variables that change speed (``ENV_PREFIXES``), and ``busy_machine``:
+    the 1-minute load before the run above half the logical CPUs (another job was competing; its figures are
+    not results)."""
+    logical = host.cpu().logical
+    return {"git_commit": git_commit(), "load_before": load_before, "load_after": load_after,
+            "busy_machine": bool(load_before) and load_before[0] > 0.5 * logical,
+            "threads": {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
+                        "logical_cpus": logical},
+            "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}}

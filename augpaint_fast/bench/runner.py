@@ -1,19 +1,32 @@
 """Timing of one batch per method: AugPaint on an engine, the eager loop, RePaint in latent and pixel space.
 
-Every figure is the wall time of one batch of B samples: encode + S sampling calls + decode (pixel RePaint:
-its calls only), the device synchronised around each part (``machine.seconds_of``), repeated after a warm-up;
-the record keeps the median and the range. Models have random weights (speed does not depend on the values;
-the zero-initialised output convolutions are perturbed so no branch is exactly zero).
+Every figure is the wall time of one batch of B samples: encode + the sampling run + decode (pixel RePaint: its
+run only), the device synchronised around each part (``machine.seconds_of``). Each method is a ``Method``: an
+untimed warm-up and one timed repeat; ``interleave`` runs the repeats of several methods in turn (A B A B ...),
+so a machine that slows down mid-run slows every method alike, and keeps the median and quartiles. Models have
+random weights (speed does not depend on the values; the zero-initialised output convolutions are perturbed
+so no branch is exactly zero).
 
-Scaling, stated in each record: ``timed_calls`` U-Net calls are timed per repeat and the loop's time is scaled
-to the run's exact call count. AugPaint and eager time the first ``timed_calls`` of their S calls (all of them
-by default); RePaint times ``timed_calls`` reverse steps (U-Net call + update) and as many forward jumps and
-scales each by its exact count in the jump schedule (210 and 160 for 50 steps with 10 x 5 jumps).
+Scaling, stated in each record: AugPaint and eager time the first ``timed`` of their S calls (all by default)
+and scale the loop to S. RePaint times ``timed`` reverse transitions (U-Net call + update) and as many forward
+jumps, each kind spread evenly over the whole jump schedule and divided among the repeats (repeat r of R takes
+every R-th: each repeat samples the whole run, the repeats together time all ``timed``), and scales each
+repeat's mean seconds by the exact counts of the schedule: 210 calls + 160 jumps for 50 steps with jumps
+10 x 5. When ``timed`` covers the run's calls, every repeat times the whole run. The same per-transition
+means give RePaint's published setting (250 steps, jumps 10 x 10: 2,410 calls), whose own run would take 11
+times as long.
+
+Work counted (``executed_unet_flops``): a cached configuration (``cache_interval`` N > 1) runs ceil(S / N) full
+U-Net calls and the rest shallow (the outer blocks only), each at its own counted cost.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
 
 import torch
 
@@ -21,6 +34,7 @@ from ..core import rng
 from ..models.config import get_preset
 from ..engines import sample
 from ..models import UNet, VQAutoencoder
+from ..models.unet import DEFAULT_CACHE_DEPTH
 from ..ops.noise import torch_noise
 from .repaint import RePaintSchedule, forward_jump, pixel_unet_config, reverse_step, stream_init
 from ..core.schedule import DDIMSchedule
@@ -48,7 +62,7 @@ class Workload:
     autoencoder: VQAutoencoder
     unet: UNet
     pixel_unet: UNet | None  # None when pixel RePaint is not measured
-    flops: dict  # per sample: encoder, decoder, unet (one call), pixel_unet (one call)
+    flops: dict  # per sample: encoder, decoder, unet (one call), unet_shallow (one cached call), pixel_unet
     params: dict  # autoencoder, unet, pixel_unet
 
     @classmethod
@@ -71,8 +85,9 @@ class Workload:
 
 
 def preset_costs(preset: str) -> tuple[dict, dict]:
-    """(FLOPs per sample of one call of the encoder, decoder, U-Net and pixel-space U-Net; parameters of the
-    autoencoder, U-Net and pixel U-Net), counted on the meta device (``augpaint_fast.models.flops``)."""
+    """(FLOPs per sample of one call of the encoder, decoder, U-Net, shallow U-Net call of feature caching
+    (``UNet.forward_shallow`` at the engines' depth) and pixel-space U-Net; parameters of the autoencoder, U-Net
+    and pixel U-Net), counted on the meta device (``augpaint_fast.models.flops``)."""
     # Imported here: torch's FLOP counter imports triton, which must not happen at import time of this module
     # (triton reads TRITON_INTERPRET once, when first imported; the CPU tests of the Triton kernel set it).
     from ..models.flops import count_flops, param_count
@@ -83,9 +98,19 @@ def preset_costs(preset: str) -> tuple[dict, dict]:
         x = torch.empty(1, p.autoencoder.in_channels, p.image_size, p.image_size)
         z = torch.empty(1, p.unet.in_channels, p.unet.latent_size, p.unet.latent_size)
         t = torch.zeros(1, dtype=torch.int64)
+        feature = torch.empty(1, *unet.feature_shape(DEFAULT_CACHE_DEPTH, *z.shape[2:]))
+    shallow = lambda: unet.forward_shallow(z, t, feature, depth=DEFAULT_CACHE_DEPTH)  # noqa: E731
     flops = {"encoder": count_flops(ae.encode, x), "decoder": count_flops(ae.decode, z),
-             "unet": count_flops(unet, z, t), "pixel_unet": count_flops(pixel, x, t)}
+             "unet": count_flops(unet, z, t), "unet_shallow": count_flops(shallow),
+             "pixel_unet": count_flops(pixel, x, t)}
     return flops, {"autoencoder": param_count(ae), "unet": param_count(unet), "pixel_unet": param_count(pixel)}
+
+
+def executed_unet_flops(flops: dict, calls: int, cache_interval: int = 1) -> float:
+    """FLOPs per sample of ``calls`` U-Net calls as run with feature caching every ``cache_interval`` calls
+    (``engines.feature_cache``: calls 0, N, 2N, ... are full, the others shallow); the dense count when 1."""
+    full = math.ceil(calls / cache_interval)
+    return full * flops["unet"] + (calls - full) * flops["unet_shallow"]
 
 
 @dataclass
@@ -122,6 +147,29 @@ def _latent_norm(unet: UNet, device: torch.device) -> tuple[torch.Tensor, torch.
             torch.tensor(cfg.latent_scale, device=device)[None, :, None, None])
 
 
+@dataclass
+class Method:
+    """One method to time: ``warm()`` once, untimed; each ``run()`` is one repeat, {record key: seconds per
+    batch} (one run may give several records' figures); ``info`` says what ran (e.g. the fused-step path)."""
+
+    warm: Callable[[], object]
+    run: Callable[[], dict[str, float]]
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+def interleave(methods: list[Method], repeats: int) -> dict[str, Timing]:
+    """Warm every method, then ``repeats`` rounds of one repeat of each, in turn (A B A B ...); the timing of
+    every record key over its repeats."""
+    for m in methods:
+        m.warm()
+    seconds: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for m in methods:
+            for key, value in m.run().items():
+                seconds.setdefault(key, []).append(value)
+    return {key: Timing.of(values) for key, values in seconds.items()}
+
+
 def _timed_run(encode, loop, decode, device, calls: int, timed: int) -> float:
     """Seconds of encode + loop (scaled from ``timed`` to ``calls`` U-Net calls) + decode."""
     out = {}
@@ -131,22 +179,17 @@ def _timed_run(encode, loop, decode, device, calls: int, timed: int) -> float:
     return t_enc + t_dec + t_loop * calls / timed
 
 
-def _repeat(run, warm, repeats: int) -> Timing:
-    warm()
-    return Timing.of([run() for _ in range(repeats)])
-
-
-def time_augpaint(engine, work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int, repeats: int,
-                  seed: int = 0) -> tuple[Timing, str]:
+def augpaint_method(engine, work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int,
+                    seed: int = 0, key: str = "augpaint") -> Method:
     """One batch of AugPaint on ``engine`` as the sampling job runs it (``engines.sample``: the engine's
     whole-loop graph where it has one, else the sampler with the fused step): encode, S calls (``timed`` of them
-    timed), decode. Returns the timing and the fused-step path that ran."""
+    timed), decode. ``info["kernel"]``: the fused-step path that ran."""
     device = engine.device
-    ran = {}
+    method = Method(None, None)
 
     def loop(z0: torch.Tensor, sched: DDIMSchedule) -> torch.Tensor:
         out = sample(engine, z0, inputs.mask, inputs.uids, seed, sched)
-        ran["kernel"] = out.kernel
+        method.info["kernel"] = out.kernel
         return out.latents
 
     shift, scale = _latent_norm(work.unet, device)
@@ -158,12 +201,12 @@ def time_augpaint(engine, work: Workload, inputs: Inputs, schedule: DDIMSchedule
                           lambda z0: loop(z0, sched),
                           lambda z: engine.decode(z * scale + shift), device, schedule.steps, sched.steps)
 
-    timing = _repeat(lambda: run(timed_sched), lambda: run(warm_sched), repeats)
-    return timing, ran["kernel"]
+    method.warm, method.run = lambda: run(warm_sched), lambda: {key: run(timed_sched)}
+    return method
 
 
-def time_eager(work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int, repeats: int,
-               device: torch.device) -> Timing:
+def eager_method(work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: int, device: torch.device,
+                 key: str = "eager") -> Method:
     """One batch of the eager baseline (plain modules, unfused step, torch.randn noise)."""
     ae, unet = work.autoencoder.to(device), work.unet.to(device)
     shift, scale = _latent_norm(unet, device)
@@ -178,53 +221,96 @@ def time_eager(work: Workload, inputs: Inputs, schedule: DDIMSchedule, timed: in
                           lambda z0: eager_sample(unet, z0, inputs.mask, sched, noise),
                           lambda z: ae.decode(z * scale + shift), device, schedule.steps, sched.steps)
 
-    return _repeat(lambda: run(timed_sched), lambda: run(warm_sched), repeats)
+    return Method(lambda: run(warm_sched), lambda: {key: run(timed_sched)})
 
 
-def _time_repaint_steps(denoiser, x0: torch.Tensor, mask: torch.Tensor, schedule: RePaintSchedule, timed: int,
-                        device: torch.device, clip: bool) -> float:
-    """Seconds of the schedule's reverse steps and forward jumps, from ``timed`` of each (torch.randn noise)."""
+def spread_transitions(schedule: RePaintSchedule, n: int, part: int = 0, parts: int = 1
+                       ) -> list[tuple[int, int, int]]:
+    """(k, i, i') of ``n`` reverse transitions and ``n`` forward jumps, each kind evenly spread over the whole
+    jump schedule, in schedule order, of which repeat ``part`` of ``parts`` takes every ``parts``-th (so the
+    repeats together time all of them, each repeat a sample spread over the whole run); every transition, in
+    every repeat, when ``n`` covers the U-Net calls (a whole run)."""
+    steps = [(k, i, j) for k, (i, j) in enumerate(schedule.transitions)]
+    if n >= schedule.unet_calls:
+        return steps
+    n = max(n, parts)  # at least one of each kind per repeat
+    picked = []
+    for kind in ([s for s in steps if s[2] < s[1]], [s for s in steps if s[2] > s[1]]):
+        chosen = [kind[p] for p in np.unique(np.linspace(0, len(kind) - 1, min(n, len(kind))).round().astype(int))]
+        picked += chosen[part % len(chosen)::parts] if chosen else []
+    return sorted(picked)
+
+
+def _repaint_means(denoiser, x0: torch.Tensor, mask: torch.Tensor, schedule: RePaintSchedule,
+                   transitions: list[tuple[int, int, int]], device: torch.device, clip: bool) -> tuple[float, float]:
+    """(mean seconds of a reverse transition, of a forward jump) over ``transitions`` (``spread_transitions``;
+    torch.randn noise; each transition is applied to the state the previous timed one left)."""
     noise = torch_noise(tuple(x0.shape), device, torch.Generator(device).manual_seed(0))
-    top = schedule.steps - 1
-    state = {"x": noise(stream_init())}
+    x = noise(stream_init())
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for k, i, j in transitions:
+        def step(x=x, i=i, j=j, k=k) -> torch.Tensor:
+            if j < i:
+                return reverse_step(denoiser, x, x0, mask, schedule, i, k, noise, clip)
+            return forward_jump(x, schedule, i, k, noise)
 
-    def reverse():
-        for r in range(timed):
-            state["x"] = reverse_step(denoiser, state["x"], x0, mask, schedule, max(top - r, 1), r, noise, clip)
-
-    def jumps():
-        for r in range(timed):
-            state["x"] = forward_jump(state["x"], schedule, min(r, top - 1), r, noise)
-
-    t_rev = seconds_of(reverse, device) / timed
-    t_jump = seconds_of(jumps, device) / timed if schedule.forward_jumps else 0.0
-    return schedule.unet_calls * t_rev + schedule.forward_jumps * t_jump
+        box = {}
+        seconds[j < i].append(seconds_of(lambda: box.__setitem__("x", step()), device))
+        x = box["x"]
+    return float(np.mean(seconds[True])), float(np.mean(seconds[False])) if seconds[False] else 0.0
 
 
-def time_repaint_latent(engine, work: Workload, inputs: Inputs, schedule: RePaintSchedule, timed: int,
-                        repeats: int) -> Timing:
-    """One batch of latent RePaint over ``engine``'s U-Net: encode, its calls and jumps (scaled), decode."""
+class _Parts:
+    """The transitions each repeat of a RePaint method times: ``timed`` spread over the run, divided among
+    ``repeats`` in turn (``spread_transitions``); the warm-up times one of each kind."""
+
+    def __init__(self, schedule: RePaintSchedule, timed: int, repeats: int):
+        self.schedule, self.timed, self.repeats, self.done = schedule, timed, repeats, 0
+
+    def warm(self) -> list[tuple[int, int, int]]:
+        return spread_transitions(self.schedule, 1)
+
+    def next(self) -> list[tuple[int, int, int]]:
+        part = self.done
+        self.done += 1
+        return spread_transitions(self.schedule, self.timed, part, self.repeats)
+
+
+def repaint_seconds(schedule: RePaintSchedule, reverse: float, jump: float) -> float:
+    """Seconds of a whole RePaint run from the mean seconds of one reverse transition and one forward jump."""
+    return schedule.unet_calls * reverse + schedule.forward_jumps * jump
+
+
+def repaint_latent_method(engine, work: Workload, inputs: Inputs, schedule: RePaintSchedule, timed: int,
+                          repeats: int, key: str = "repaint_latent") -> Method:
+    """One batch of latent RePaint over ``engine``'s U-Net (never a cached one: RePaint is exact): encode, its
+    calls and jumps (``timed`` of each over ``repeats`` repeats, spread, scaled), decode."""
     device = engine.device
     shift, scale = _latent_norm(work.unet, device)
+    parts = _Parts(schedule, timed, repeats)
 
-    def run(n: int) -> float:
+    def run(transitions) -> float:
         out = {}
         t_enc = seconds_of(lambda: out.__setitem__("z0", (engine.encode(inputs.x) - shift) / scale), device)
-        t_loop = _time_repaint_steps(engine.denoiser, out["z0"], inputs.mask, schedule, n, device, clip=False)
+        rev, jump = _repaint_means(engine.denoiser, out["z0"], inputs.mask, schedule, transitions, device,
+                                   clip=False)
         t_dec = seconds_of(lambda: engine.decode(out["z0"] * scale + shift), device)
-        return t_enc + t_loop + t_dec
+        return t_enc + repaint_seconds(schedule, rev, jump) + t_dec
 
-    return _repeat(lambda: run(timed), lambda: run(1), repeats)
+    return Method(lambda: run(parts.warm()), lambda: {key: run(parts.next())})
 
 
-def time_repaint_pixel(work: Workload, inputs: Inputs, schedule: RePaintSchedule, timed: int, repeats: int,
-                       device: torch.device) -> Timing:
-    """One batch of pixel-space RePaint over the pixel U-Net (plain module, float32), x0^ clipped as RePaint."""
-    unet = work.pixel_unet.to(device)
+def repaint_pixel_method(denoiser, inputs: Inputs, schedules: dict[str, RePaintSchedule], timed: int,
+                         repeats: int, device: torch.device) -> Method:
+    """One batch of pixel-space RePaint over ``denoiser`` (a pixel U-Net on the row's engine), x0^ clipped as
+    RePaint does: ``timed`` spread transitions of the first schedule over ``repeats`` repeats, each repeat's
+    mean seconds scaled to every schedule of ``schedules`` ({record key: schedule})."""
+    first = next(iter(schedules.values()))
+    parts = _Parts(first, timed, repeats)
 
     @torch.no_grad()
-    def run(n: int) -> float:
-        return _time_repaint_steps(lambda z, t: unet(z, t), inputs.x, inputs.mask_pixel, schedule, n, device,
-                                   clip=True)
+    def run(transitions) -> dict[str, float]:
+        rev, jump = _repaint_means(denoiser, inputs.x, inputs.mask_pixel, first, transitions, device, clip=True)
+        return {key: repaint_seconds(sched, rev, jump) for key, sched in schedules.items()}
 
-    return _repeat(lambda: run(timed), lambda: run(1), repeats)
+    return Method(lambda: run(parts.warm()), lambda: run(parts.next()))

@@ -1,10 +1,13 @@
 """The whole benchmark in one run: the machine's limits, every method x configuration x batch size, quality.
 
-Order: dense peak per dtype and copy bandwidth; the baselines per batch size (eager loop, pixel RePaint);
-per engine configuration, AugPaint and latent RePaint per batch size; then quality on trained weights. Each
-measurement becomes one record (a dict, see ``record``); ratios are filled in once all are known, at equal
-batch size: vs the eager loop, vs latent RePaint on the same configuration (the torch-fp32 one for records
-that have no configuration of their own), vs pixel RePaint.
+Order: dense peak per dtype (the start probe) and copy bandwidth; the eager loop per batch size; per engine
+configuration and batch size, AugPaint, latent RePaint and pixel RePaint (both on the configuration's own
+engine) with their repeats interleaved; the dense peak again (the end probe); then quality on trained weights.
+Each measurement becomes one record (a dict, see ``record``) carrying the run's provenance
+(``machine.provenance``); peaks, fractions of peak and ratios are filled in once all are known. Ratios are at
+equal batch size: vs the eager loop, and for exact configurations only (cache_interval 1) vs latent RePaint,
+pixel RePaint and pixel RePaint as published on the same configuration (the torch-fp32 one for the eager loop).
+A cached configuration's RePaint is never timed: RePaint over a cached U-Net is not RePaint.
 """
 from __future__ import annotations
 
@@ -24,10 +27,12 @@ from .repaint import repaint_schedule
 from ..core.schedule import ddim_schedule
 from . import runner
 from .configs import RUNTIME_OPTIONS, BenchConfig, default_configs
-from .machine import Timing, dense_peak, machine_info, memory_bandwidth_gbs, versions
+from .machine import (Timing, dense_peak, load_average, machine_info, memory_bandwidth_gbs, provenance,
+                      theoretical_peak, versions)
 from .quality_set import QualitySet
 
-BASELINE = "torch-fp32"  # the configuration whose latent RePaint the baselines' ratios use
+BASELINE = "torch-fp32"  # the configuration whose RePaint rows the eager loop's ratios use
+PUBLISHED_REPAINT = (250, 10, 10)  # RePaint's own setting: steps, jump length, jump n_sample (2,410 U-Net calls)
 
 
 @dataclass
@@ -35,11 +40,12 @@ class Settings:
     """One bench run (the CLI's flags)."""
 
     preset: str = "small"
-    batch_sizes: tuple[int, ...] = (1, 4, 8, 16)
+    batch_sizes: tuple[int, ...] = (1, 4)
     steps: int = 50
-    repeats: int = 3
+    repeats: int = 5
     timed_steps: int | None = None  # AugPaint/eager calls timed per repeat (None: all)
-    repaint_timed_calls: int = 3
+    repaint_timed_calls: int = 30  # RePaint reverse steps (and jumps) timed, spread over the run and the repeats
+    peak_repeats: int = 3  # timed calls of each dense-peak kernel per probe
     jump_length: int = 10
     jump_n_sample: int = 5
     device: str = "cpu"
@@ -82,6 +88,7 @@ def _engine_options(cfg: BenchConfig, s: Settings) -> dict:
 def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     """Measure everything ``s`` asks for; ``log`` gets one line per finished measurement."""
     s.check()
+    load_before = load_average()
     device = torch.device(s.device)
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -99,66 +106,59 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
 
     machine, vers = machine_info(device), versions()
     dtypes = ["float32"] + sorted({c.dtype for c in configs} - {"float32"})
-    peaks = {}
-    for dt in dtypes:
-        peaks[dt] = dense_peak(DTYPES[dt], device)
-        log(f"dense peak {dt}: {peaks[dt]['gflops']:.1f} GFLOP/s ({peaks[dt]['kernel']}; matmul "
-            f"{peaks[dt]['matmul_gflops']:.1f}, conv3x3 {peaks[dt]['conv_gflops']:.1f})")
+    start = _probe_peaks(dtypes, device, s.peak_repeats, "start", log)
     bandwidth = memory_bandwidth_gbs(device)
     log(f"copy bandwidth: {bandwidth:.1f} GB/s")
 
     work = runner.Workload.build(s.preset, s.seed, pixel=s.pixel)
     ddim = ddim_schedule(s.steps, 1.0)
     rp = repaint_schedule(s.steps, s.jump_length, s.jump_n_sample)
+    rp_paper = repaint_schedule(*PUBLISHED_REPAINT)
     timed = min(s.timed_steps or s.steps, s.steps)
     rp_timed = min(s.repaint_timed_calls, rp.unet_calls)
     fl = work.flops
-    per_sample = {
-        "augpaint": fl["encoder"] + s.steps * fl["unet"] + fl["decoder"],
-        "eager": fl["encoder"] + s.steps * fl["unet"] + fl["decoder"],
-        "repaint_latent": fl["encoder"] + rp.unet_calls * fl["unet"] + fl["decoder"],
-        "repaint_pixel": rp.unet_calls * fl["pixel_unet"],
-    }
+    schedules = {"repaint_latent": rp, "repaint_pixel": rp, "repaint_pixel_published": rp_paper}
     common = {"preset": s.preset, "steps": s.steps, "device": str(device), "machine": machine, "versions": vers,
-              "dense_peak": peaks, "memory_bandwidth_gbs": round(bandwidth, 2), "command": s.command,
-              "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "repaint_jumps": {"jump_length": s.jump_length, "jump_n_sample": s.jump_n_sample}}
+              "memory_bandwidth_gbs": round(bandwidth, 2), "command": s.command,
+              "expected_vs_repaint_latent": _expected_ratio(fl, s.steps, rp),
+              "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     records: list[dict] = []
 
-    def record(method: str, label: str, engine: str, options: dict, dtype: str, batch: int, timing: Timing,
-               timed_calls: int, noise: str, cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)") -> None:
-        calls = rp.unet_calls if method.startswith("repaint") else s.steps
-        unet_flops = fl["pixel_unet"] if method == "repaint_pixel" else fl["unet"]
-        flops = batch * per_sample[method]
+    def record(method: str, label: str, engine: str, options: dict, dtype: str, batch: int, timing: Timing | None,
+               cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)", not_run: str | None = None) -> None:
+        sched = schedules.get(method)
+        calls = sched.unet_calls if sched else s.steps
+        per_sample = _flops_per_sample(method, fl, calls, cache_interval)
+        unet_flops = fl["pixel_unet"] if method.startswith("repaint_pixel") else fl["unet"]
         rec = {"config": label, "engine": engine, "options": options, "method": method, "batch_size": batch,
-               "unet_calls": calls, "timed_calls": timed_calls,
-               "forward_jumps": rp.forward_jumps if method.startswith("repaint") else 0,
-               "seconds_per_batch": timing.median, "seconds_min": timing.min, "seconds_max": timing.max,
-               "repeats": timing.repeats, "samples_per_s": batch / timing.median,
+               "unet_calls": calls, "forward_jumps": sched.forward_jumps if sched else 0,
+               "repaint_jumps": {"steps": sched.steps, "jump_length": sched.jump_length,
+                                 "jump_n_sample": sched.jump_n_sample} if sched else None,
+               "timed_calls": min(rp_timed, calls) if sched else timed,
+               "timing": _timing_of(method, timed, s.steps, rp_timed, rp, calls),
                "gflop_per_call": batch * unet_flops / 1e9, "gflop_per_sample_call": unet_flops / 1e9,
-               "gflop_per_batch": flops / 1e9, "achieved_gflops": flops / timing.median / 1e9,
-               "fraction_of_peak": flops / timing.median / (peaks[dtype]["gflops"] * 1e9),
-               "dtype": dtype, "cache_interval": cache_interval, "noise": noise, "step_kernel": kernel, **common}
+               "gflop_per_batch": batch * per_sample["dense"] / 1e9,
+               "executed_gflop_per_batch": batch * per_sample["executed"] / 1e9,
+               "dtype": dtype, "cache_interval": cache_interval, "exact": cache_interval == 1,
+               "noise": "philox" if method == "augpaint" else "torch.randn", "step_kernel": kernel,
+               "not_run": not_run, **common, **_speed(timing, batch, per_sample)}
         records.append(rec)
-        log(f"{label:>18} {method:>15} B={batch:<3} {timing.median:8.3f} s/batch ({timing.min:.3f}-{timing.max:.3f})"
-            f"  {rec['samples_per_s']:8.3f} samples/s  {100 * rec['fraction_of_peak']:5.1f}% of {dtype} peak"
-            f"  [{timed_calls}/{calls} calls timed]")
+        if timing is None:
+            log(f"{label:>18} {method:>24} B={batch:<3} not run: {not_run}")
+            return
+        log(f"{label:>18} {method:>24} B={batch:<3} {timing.median:8.3f} s/batch (IQR {timing.q1:.3f}-"
+            f"{timing.q3:.3f})  {rec['samples_per_s']:8.3f} samples/s  {rec['achieved_gflops']:7.1f} executed "
+            f"GFLOP/s  [{rec['timing']}]")
 
-    baselines = ["eager"] + (["repaint_pixel"] if s.pixel else [])
-    tasks = len(s.batch_sizes) * (len(baselines) + 2 * len(configs))
+    pixel_keys = ["repaint_pixel", "repaint_pixel_published"] if s.pixel else []
+    tasks = len(s.batch_sizes) * (1 + len(configs))
     bar = progress(total=tasks, desc="bench", unit="run")
     inputs = {b: runner.Inputs.make(work, b, device) for b in s.batch_sizes}
     for b in s.batch_sizes:
         bar.set_postfix_str(f"eager B={b}")
-        record("eager", "eager", "torch", {}, "float32", b,
-               runner.time_eager(work, inputs[b], ddim, timed, s.repeats, device), timed, "torch.randn")
+        timing = runner.interleave([runner.eager_method(work, inputs[b], ddim, timed, device)], s.repeats)
+        record("eager", "eager", "torch", {}, "float32", b, timing["eager"])
         bar.update()
-        if s.pixel:
-            bar.set_postfix_str(f"pixel RePaint B={b}")
-            record("repaint_pixel", "repaint-pixel", "torch", {}, "float32", b,
-                   runner.time_repaint_pixel(work, inputs[b], rp, rp_timed, s.repeats, device), rp_timed,
-                   "torch.randn")
-            bar.update()
     measured = []
     for cfg in configs:
         bar.set_postfix_str(f"{cfg.label}: building the engine")
@@ -169,45 +169,144 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
             if explicit:
                 raise
             notes.append(f"{cfg.label} not measured: {exc}")
-            bar.update(2 * len(s.batch_sizes))
+            bar.update(len(s.batch_sizes))
             continue
         measured.append(cfg)
+        exact = cfg.cache_interval == 1
+        pixel, pixel_why = _pixel_denoiser(cfg, options, work) if pixel_keys and exact else (None, None)
         for b in s.batch_sizes:
             bar.set_postfix_str(f"{cfg.label} B={b}")
-            timing, kernel = runner.time_augpaint(engine, work, inputs[b], ddim, timed, s.repeats, s.seed)
-            record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timing, timed, "philox",
-                   cfg.cache_interval, kernel)
-            bar.update()
-            bar.set_postfix_str(f"{cfg.label} latent RePaint B={b}")
-            record("repaint_latent", cfg.label, cfg.engine, cfg.options, cfg.dtype, b,
-                   runner.time_repaint_latent(engine, work, inputs[b], rp, rp_timed, s.repeats), rp_timed,
-                   "torch.randn")
+            methods = [runner.augpaint_method(engine, work, inputs[b], ddim, timed, s.seed)]
+            if exact:  # RePaint is exact: never timed over a cached engine
+                methods.append(runner.repaint_latent_method(engine, work, inputs[b], rp, rp_timed, s.repeats))
+            if pixel is not None:
+                methods.append(runner.repaint_pixel_method(pixel, inputs[b], {k: schedules[k] for k in pixel_keys},
+                                                           rp_timed, s.repeats, device))
+            timings = runner.interleave(methods, s.repeats)
+            record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timings["augpaint"],
+                   cfg.cache_interval, methods[0].info["kernel"])
+            for method in ["repaint_latent"] * exact + pixel_keys * exact:
+                record(method, cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timings.get(method),
+                       not_run=None if method in timings else pixel_why)
             bar.update()
     bar.close()
+    end = _probe_peaks(dtypes, device, s.peak_repeats, "end", log)
+    cores = min(torch.get_num_threads(), machine["physical_cores"])
+    peaks = {dt: peak_summary(start[dt], end[dt], theoretical_peak(dt, cores) if device.type == "cpu" else None)
+             for dt in dtypes}
+    prov = provenance(load_before, load_average())
+    for r in records:
+        r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks[r["dtype"]]))
     _fill_ratios(records)
 
     quality_note = "not measured (--no-quality)"
     if quality_set is not None:
         quality_note = _quality(quality_set, records, measured, s, ddim, rp, device, notes, log)
-    notes += _timing_notes(s, timed, rp_timed, rp)
-    summary = {**{k: common[k] for k in ("preset", "steps", "machine", "versions", "dense_peak",
-                                          "memory_bandwidth_gbs", "command")},
+    notes += _timing_notes(s, timed, rp_timed, rp, rp_paper, fl)
+    if prov["busy_machine"]:
+        notes.insert(0, f"BUSY MACHINE: load average {prov['load_before'][0]} before the run on "
+                        f"{prov['threads']['logical_cpus']} CPUs; these figures are not results")
+    summary = {**{k: common[k] for k in ("preset", "steps", "machine", "versions", "memory_bandwidth_gbs",
+                                          "command")},
+               "dense_peak": peaks, "provenance": prov,
                "repeats": s.repeats, "flops_gflop": {k: v / 1e9 for k, v in fl.items()},
-               "flops_per_sample_augpaint": per_sample["augpaint"], "params": work.params, "notes": notes,
-               "quality_note": quality_note}
+               "flops_per_sample_augpaint": _flops_per_sample("augpaint", fl, s.steps, 1)["dense"],
+               "expected_vs_repaint_latent": common["expected_vs_repaint_latent"], "params": work.params,
+               "notes": notes, "quality_note": quality_note}
     return Result(records, summary)
 
 
+def _probe_peaks(dtypes: list[str], device: torch.device, repeats: int, when: str, log) -> dict[str, dict]:
+    peaks = {}
+    for dt in dtypes:
+        peaks[dt] = dense_peak(DTYPES[dt], device, repeats)
+        log(f"dense peak {dt} ({when}): {peaks[dt]['gflops']:.1f} GFLOP/s ({peaks[dt]['kernel']}; matmul "
+            f"{peaks[dt]['matmul_gflops']:.1f}, conv3x3 {peaks[dt]['conv_gflops']:.1f})")
+    return peaks
+
+
+def peak_summary(start: dict, end: dict, theoretical: dict | None) -> dict:
+    """The peak of one dtype a record divides by: "gflops", the best of the probes at the start and the end of
+    the run (the kernel that gave it, and its matmul and conv figures), both probes, their spread (percent of
+    the best) and the theoretical peak (None off the CPU)."""
+    best = max(start, end, key=lambda p: p["gflops"])
+    return {**best, "start_gflops": start["gflops"], "end_gflops": end["gflops"],
+            "spread_pct": 100 * abs(start["gflops"] - end["gflops"]) / best["gflops"], "theoretical": theoretical}
+
+
+def _flops_per_sample(method: str, fl: dict, calls: int, cache_interval: int) -> dict:
+    """{"dense": every call a full U-Net call, "executed": as run (shallow calls of a cached configuration at
+    their own cost)} FLOPs per sample of ``method`` over ``calls`` U-Net calls."""
+    if method.startswith("repaint_pixel"):
+        dense = executed = calls * fl["pixel_unet"]
+    else:
+        codec = fl["encoder"] + fl["decoder"]
+        dense, executed = codec + calls * fl["unet"], codec + runner.executed_unet_flops(fl, calls, cache_interval)
+    return {"dense": dense, "executed": executed}
+
+
+def _expected_ratio(fl: dict, steps: int, rp) -> float:
+    """Latent RePaint's counted FLOPs over AugPaint's on the same U-Net: the speed-up the call counts predict
+    (4.00 on ``small``, 3.91 on ``paper`` at 50 steps, jumps 10 x 5)."""
+    return _flops_per_sample("repaint_latent", fl, rp.unet_calls, 1)["dense"] / \
+        _flops_per_sample("augpaint", fl, steps, 1)["dense"]
+
+
+def _speed(timing: Timing | None, batch: int, per_sample: dict) -> dict:
+    """Seconds (median, quartiles, range), samples/s (dense-equivalent: what the user gets), executed GFLOP/s
+    (what the hardware did: the headline) and dense-equivalent GFLOP/s (what a cached configuration's samples
+    would cost without caching) of one record; all None when it did not run."""
+    keys = ("seconds_per_batch", "seconds_q1", "seconds_q3", "seconds_min", "seconds_max", "repeats",
+            "samples_per_s", "achieved_gflops", "dense_equivalent_gflops")
+    if timing is None:
+        return dict.fromkeys(keys)
+    per_s = batch / timing.median / 1e9
+    return dict(zip(keys, (timing.median, timing.q1, timing.q3, timing.min, timing.max, timing.repeats,
+                           batch / timing.median, per_s * per_sample["executed"], per_s * per_sample["dense"])))
+
+
+def fractions_of_peak(record: dict, peak: dict) -> dict:
+    """The record's executed GFLOP/s as a fraction of the measured peak (``peak_summary``) and of the
+    theoretical one (None where unknown); both None when it did not run."""
+    if record["achieved_gflops"] is None:
+        return {"fraction_of_peak": None, "fraction_of_theoretical_peak": None}
+    theoretical = (peak["theoretical"] or {}).get("gflops")
+    return {"fraction_of_peak": record["achieved_gflops"] / peak["gflops"],
+            "fraction_of_theoretical_peak": record["achieved_gflops"] / theoretical if theoretical else None}
+
+
+def _pixel_denoiser(cfg: BenchConfig, options: dict, work: runner.Workload):
+    """(the pixel U-Net's denoiser on ``cfg``'s engine, None) or (None, why the engine cannot run it)."""
+    try:
+        return create_engine(cfg.engine, work.autoencoder, work.pixel_unet, **options).denoiser, None
+    except (AugPaintError, RuntimeError, ValueError) as exc:
+        return None, f"{cfg.engine} cannot run the pixel U-Net ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+
+
+def _timing_of(method: str, timed: int, steps: int, rp_timed: int, rp, calls: int) -> str:
+    """How a record's seconds were obtained, in words."""
+    if method in ("augpaint", "eager"):
+        return "whole run" if timed >= steps else f"{timed} of {steps} calls timed, scaled"
+    if method == "repaint_pixel_published":
+        timed_50 = "whole run" if rp_timed >= rp.unet_calls else f"{rp_timed} spread calls + jumps"
+        return f"per-transition seconds of the {rp.steps}-step run's {timed_50}, scaled to {calls} calls"
+    return "whole run" if rp_timed >= calls else (f"{rp_timed} calls + {rp_timed} jumps spread over the run and "
+                                                  f"the repeats, scaled")
+
+
 def _fill_ratios(records: list[dict]) -> None:
+    """Speed-ups at equal batch size: vs the eager loop (every record), and, for exact records only, vs RePaint
+    on the same configuration (the torch-fp32 one for the eager loop, which has none)."""
     index = {(r["method"], r["config"], r["batch_size"]): r for r in records}
     for r in records:
         b = r["batch_size"]
-        eager = index.get(("eager", "eager", b))
-        latent = index.get(("repaint_latent", r["config"], b)) or index.get(("repaint_latent", BASELINE, b))
-        pixel = index.get(("repaint_pixel", "repaint-pixel", b))
-        for key, ref in (("speedup_vs_eager", eager), ("speedup_vs_repaint_latent", latent),
-                         ("speedup_vs_repaint_pixel", pixel)):
-            r[key] = r["samples_per_s"] / ref["samples_per_s"] if ref else None
+        config = BASELINE if r["config"] == "eager" else r["config"]
+        refs = {"speedup_vs_eager": index.get(("eager", "eager", b))}
+        for method in ("repaint_latent", "repaint_pixel", "repaint_pixel_published"):
+            refs[f"speedup_vs_{method}"] = index.get((method, config, b)) if r["exact"] else None
+        for key, ref in refs.items():
+            ok = ref is not None and ref["samples_per_s"] and r["samples_per_s"]
+            r[key] = r["samples_per_s"] / ref["samples_per_s"] if ok else None
 
 
 def _quality_set(s: Settings) -> QualitySet:
@@ -252,16 +351,30 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
             f"source, MAD in grey levels against the eager float32 loop with the same counter-based noise")
 
 
-def _timing_notes(s: Settings, timed: int, rp_timed: int, rp) -> list[str]:
+def _timing_notes(s: Settings, timed: int, rp_timed: int, rp, rp_paper, fl: dict) -> list[str]:
     notes = []
     if timed < s.steps:
         notes.append(f"AugPaint and eager: {timed} of {s.steps} U-Net calls timed per repeat, the loop's time "
                      f"scaled by {s.steps}/{timed} (encode and decode timed in full)")
-    notes.append(f"RePaint ({s.steps} steps, jumps {s.jump_length} x {s.jump_n_sample}: {rp.unet_calls} U-Net "
-                 f"calls + {rp.forward_jumps} forward jumps): {rp_timed} reverse steps and {rp_timed} jumps timed "
-                 f"per repeat, each scaled by its exact count")
+    notes.append(f"AugPaint and RePaint repeats interleaved (A B A B ..., {s.repeats} each) on the row's engine; "
+                 f"median and interquartile range")
+    spread = "every transition (whole runs)" if rp_timed >= rp.unet_calls else (
+        f"{max(rp_timed, s.repeats)} reverse steps and as many forward jumps spread evenly over the schedule, "
+        f"divided among the {s.repeats} repeats (each repeat's share spans the whole run), each repeat's mean "
+        f"seconds scaled by the exact counts")
+    notes.append(f"RePaint ({rp.steps} steps, jumps {rp.jump_length} x {rp.jump_n_sample}: {rp.unet_calls} U-Net "
+                 f"calls + {rp.forward_jumps} forward jumps): {spread}; RePaint as published ({rp_paper.steps} steps, "
+                 f"jumps {rp_paper.jump_length} x {rp_paper.jump_n_sample}: {rp_paper.unet_calls:,} calls + "
+                 f"{rp_paper.forward_jumps:,} jumps) is scaled from the same per-transition seconds, not run whole")
+    notes.append(f"on the same U-Net the expected AugPaint / latent RePaint ratio is the ratio of counted FLOPs "
+                 f"(encode + calls + decode): {_expected_ratio(fl, s.steps, rp):.2f}")
+    notes.append("cached configurations (cache_interval > 1): executed FLOPs count each shallow call at its own "
+                 f"cost ({fl['unet_shallow'] / fl['unet']:.0%} of a full call here); they enter no goal line for "
+                 "exact engines and no ratio to RePaint, and RePaint never runs over them")
     notes.append("the eager loop and RePaint draw torch.randn noise (as RePaint's code does); AugPaint draws its "
                  "counter-based Philox noise inside the fused step")
-    notes.append("% of peak = all counted FLOPs of the batch (encoder, U-Net calls, decoder) / seconds / the "
-                 "measured dense peak in the configuration's dtype")
+    notes.append("executed GFLOP/s (the headline) = FLOPs the batch ran (encoder, U-Net calls as run, decoder) / "
+                 "seconds; % of peak divides it by the best of the dense peak probes at the start and the end of "
+                 "the run in the configuration's dtype; samples/s counts dense-equivalent samples of the "
+                 f"{s.steps}-step method")
     return notes

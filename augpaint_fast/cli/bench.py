@@ -15,18 +15,21 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="folder for bench.json, bench.md and bench.png (default bench_out)")
     p.add_argument("--json", type=Path, default=None, help="write the JSON records here instead of OUT/bench.json")
     p.add_argument("--quick", action="store_true",
-                   help="a check that everything runs, in under a minute on a 2-core CPU: tiny preset, batches 1 "
-                        "and 4, one repeat (flags given explicitly still win)")
+                   help="a check that everything runs, in under a minute on a 2-core CPU: tiny preset, batch 1, "
+                        "two repeats, 10 timed AugPaint calls, 3 RePaint calls, 2 quality samples (flags given "
+                        "explicitly still win); not for results")
     p.add_argument("--preset", default=None, help="model preset timed (random weights): tiny, small (default on "
                    "CPU) or paper (default on CUDA)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 4 8 16")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 4")
     p.add_argument("--steps", type=int, default=50, help="sampling steps S (default 50)")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats after the warm-up (default 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats after the warm-up, AugPaint and RePaint interleaved (default 5)")
     p.add_argument("--timed-steps", type=int, default=None,
                    help="time only the first N of the S calls of AugPaint and the eager loop, scaled to S (default: "
                         "all; e.g. 5 for the paper preset on a CPU)")
     p.add_argument("--repaint-timed-calls", type=int, default=None,
-                   help="RePaint reverse steps (and forward jumps) timed per repeat, scaled (default 3)")
+                   help="RePaint reverse steps (and as many forward jumps) timed per repeat, spread evenly over the "
+                        "run and scaled; at least the run's calls: whole runs (default 30)")
     p.add_argument("--jump-length", type=int, default=10, help="RePaint jump length (default 10)")
     p.add_argument("--jump-n-sample", type=int, default=5, help="RePaint resamplings per jump (default 5)")
     p.add_argument("--configs", nargs="+", default=None,
@@ -51,18 +54,20 @@ def settings_from_args(args):
 
     device = args.device or "cpu"
     quick = QUICK if args.quick else {}
+    default = Settings()
 
-    def pick(value, key, default):
-        return value if value is not None else quick.get(key, default)
+    def pick(value, key):
+        return value if value is not None else quick.get(key, getattr(default, key))
 
     cuda = torch.device(device).type == "cuda"
     return Settings(
-        preset=pick(args.preset, "preset", "paper" if cuda else "small"),
-        batch_sizes=tuple(pick(args.batch_sizes, "batch_sizes", (1, 4, 8, 16))),
+        preset=args.preset or quick.get("preset", "paper" if cuda else "small"),
+        batch_sizes=tuple(pick(args.batch_sizes, "batch_sizes")),
         steps=args.steps,
-        repeats=pick(args.repeats, "repeats", 3),
-        timed_steps=args.timed_steps,
-        repaint_timed_calls=pick(args.repaint_timed_calls, "repaint_timed_calls", 3),
+        repeats=pick(args.repeats, "repeats"),
+        timed_steps=pick(args.timed_steps, "timed_steps"),
+        repaint_timed_calls=pick(args.repaint_timed_calls, "repaint_timed_calls"),
+        peak_repeats=quick.get("peak_repeats", default.peak_repeats),
         jump_length=args.jump_length,
         jump_n_sample=args.jump_n_sample,
         device=device,
@@ -72,7 +77,7 @@ def settings_from_args(args):
         pixel=not args.no_pixel,
         quality=not args.no_quality,
         weights=args.weights,
-        quality_sources=quick.get("quality_sources", 4),
+        quality_sources=quick.get("quality_sources", default.quality_sources),
         command=command_line(args),
     )
 
