@@ -70,6 +70,8 @@ def _start_server(args) -> tuple[subprocess.Popen, str]:
         cmd += ["--weights", args.weights]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if args.max_wait_ms is not None:
+        cmd += ["--max-wait-ms", str(args.max_wait_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -92,6 +94,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--engine", default="torch")
     ap.add_argument("--workers", type=int, default=None, help="serve --workers N (default: serve's default)")
+    ap.add_argument("--max-wait-ms", type=float, default=None, help="serve --max-wait-ms (default: serve's)")
     ap.add_argument("--offline", action="store_true",
                     help="also run `sample --workers 1` and `--workers N` on the same data and settings")
     ap.add_argument("--steps", type=int, default=50)
