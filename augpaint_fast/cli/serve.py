@@ -105,8 +105,8 @@ def _serve(args) -> None:
                     memory_budget_bytes=int(args.memory_budget_mb * (1 << 20)))
     app = create_app(aug, limits, token=token, docs=False if args.no_docs else None)
     print(f"augpaint-fast: serving {args.weights} ({aug.image_size}x{aug.image_size}, {args.steps} steps, batch "
-          f"{args.batch_size}, engine {args.engine}, {workers} worker(s)) on http://{args.host}:{args.port}: POST /augment, GET /health, "
-          f"GET /metrics ({'token required' if token else 'no token'})", flush=True)
+          f"{args.batch_size}, engine {args.engine}, {workers} worker(s)) on http://{args.host}:{args.port}: "
+          f"POST /augment, GET /health, GET /metrics ({'token required' if token else 'no token'})", flush=True)
     run_server(build_server(app, args.host, args.port, header_timeout=args.header_timeout, log_level=args.log_level))
 
 
