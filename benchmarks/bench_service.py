@@ -2,20 +2,28 @@
 
     .venv/bin/python benchmarks/bench_service.py --clients 8 --requests 200 --n 2 --steps 50 --batch-size 8
     .venv/bin/python benchmarks/bench_service.py --quick          # proves it works (a few seconds)
+    .venv/bin/python benchmarks/bench_service.py --workers 2 --offline   # and against `sample --workers 1, 2`
 
 Starts ``augpaint-fast serve`` (shipped tiny weights unless --weights) on a free local port, warms it up with one
 request per client, then ``--clients`` threads send ``--requests`` POST /augment in total, each for ``--n``
 samples of one of the phantoms, with ``--seeds`` distinct seeds (requests of one seed share engine batches).
 Batch fill = samples generated / (engine batches x batch size) over the measured window, from GET /metrics.
-Use --url to measure a server that is already running (its own settings then apply).
+Use --url to measure a server that is already running (its own settings then apply). ``--workers N`` starts
+``serve --workers N`` (default: serve's own default). ``--offline`` then also runs ``augpaint-fast sample`` on
+the same phantoms and settings, with ``--workers 1`` and ``--workers N`` (about as many samples as the load),
+and reports their samples/s (from the job's summary line: models loaded, writing included), the workers'
+speed-up and the service's share of the best offline figure, all in one run.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,15 +41,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _phantoms(count: int) -> list[tuple[bytes, bytes]]:
-    import tempfile
-
+def _phantoms(folder: Path, count: int) -> list[tuple[bytes, bytes]]:
+    """Write ``count`` phantoms into ``folder`` (the offline runs' dataset); their (image, label) PNG bytes."""
     from augpaint_fast.data.phantom import make_phantom
 
-    with tempfile.TemporaryDirectory() as d:
-        make_phantom(Path(d), n=count, seed=2026, size=64, progress=False)
-        return [((Path(d) / "images" / f"phantom_{i:04d}.png").read_bytes(),
-                 (Path(d) / "labels" / f"phantom_{i:04d}.png").read_bytes()) for i in range(count)]
+    make_phantom(folder, n=count, seed=2026, size=64, progress=False)
+    return [((folder / "images" / f"phantom_{i:04d}.png").read_bytes(),
+             (folder / "labels" / f"phantom_{i:04d}.png").read_bytes()) for i in range(count)]
+
+
+def _offline(args, data: Path, out: Path, workers: int, n: int) -> float:
+    """samples/s of ``augpaint-fast sample --workers W`` on ``data`` with the service's settings."""
+    cmd = [sys.executable, "-m", "augpaint_fast", "sample", "--data", str(data), "--out", str(out), "--n", str(n),
+           "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--engine", args.engine,
+           "--workers", str(workers)]
+    if args.weights:
+        cmd += ["--weights", args.weights]
+    line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"\(([\d.]+) samples/s\)", line).group(1))
 
 
 def _start_server(args) -> tuple[subprocess.Popen, str]:
@@ -51,6 +68,10 @@ def _start_server(args) -> tuple[subprocess.Popen, str]:
            "--max-n", str(max(args.n, 1)), "--log-level", "warning"]
     if args.weights:
         cmd += ["--weights", args.weights]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    if args.max_wait_ms is not None:
+        cmd += ["--max-wait-ms", str(args.max_wait_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -72,6 +93,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--url", default=None, help="measure this running server instead of starting one")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--engine", default="torch")
+    ap.add_argument("--workers", type=int, default=None, help="serve --workers N (default: serve's default)")
+    ap.add_argument("--max-wait-ms", type=float, default=None, help="serve --max-wait-ms (default: serve's)")
+    ap.add_argument("--offline", action="store_true",
+                    help="also run `sample --workers 1` and `--workers N` on the same data and settings")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-queue", type=int, default=1024)
@@ -84,8 +109,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.requests, args.clients, args.n = 3, 16, 4, 1
+    work = Path(tempfile.mkdtemp(prefix="bench-service-"))
     proc, url = (None, args.url) if args.url else _start_server(args)
-    sources = _phantoms(6)
+    sources = _phantoms(work / "data", 6)
     latencies, codes, lock = [], [], threading.Lock()
 
     def one(j: int, record: bool = True) -> None:
@@ -113,6 +139,12 @@ def main(argv=None) -> dict:
         if proc is not None:
             proc.terminate()
             proc.wait(60)
+    offline = {}
+    if args.offline:  # after the server stopped: the runs do not share the cores
+        per_source = max(1, args.requests * args.n // len(sources))
+        for workers in sorted({1, args.workers or host.physical_cores()}):
+            offline[workers] = _offline(args, work / "data", work / f"sample-{workers}", workers, per_source)
+    shutil.rmtree(work, ignore_errors=True)
     ok = [lat for lat, code in zip(latencies, codes) if code == 200]
     batches, samples = after["batches"] - before["batches"], after["samples"] - before["samples"]
     result = {
@@ -123,13 +155,21 @@ def main(argv=None) -> dict:
         "latency_p50_s": float(np.percentile(ok, 50)) if ok else None,
         "latency_p99_s": float(np.percentile(ok, 99)) if ok else None,
         "batch_fill": samples / (batches * after["batch_size"]) if batches else 0.0,
-        "batches": batches, "wall_s": wall,
+        "batches": batches, "wall_s": wall, "workers": after.get("workers", 1),
+        "offline_samples_per_s": {f"workers_{w}": rate for w, rate in offline.items()},
     }
     print(f"{result['ok']}/{args.requests} requests ok in {wall:.1f} s: {result['requests_per_s']:.2f} req/s, "
           f"{result['samples_per_s']:.2f} samples/s, latency p50 {result['latency_p50_s']:.3f} s p99 "
           f"{result['latency_p99_s']:.3f} s, batch fill {result['batch_fill']:.2f} over {batches} batches "
           f"(batch {after['batch_size']}, {after['settings']['steps']} steps, {args.clients} clients, n={args.n}, "
           f"{args.seeds} seed(s))")
+    if offline:
+        best = max(offline.values())
+        result["workers_speedup"] = offline[max(offline)] / offline[1]
+        result["service_share_of_best_offline"] = result["samples_per_s"] / best
+        runs = ", ".join(f"--workers {w}: {rate:.2f}" for w, rate in offline.items())
+        print(f"offline `sample` samples/s: {runs} ({result['workers_speedup']:.2f}x one worker); the service "
+              f"({result['workers']} worker(s)) serves {result['service_share_of_best_offline']:.0%} of the best")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return result

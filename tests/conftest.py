@@ -9,6 +9,9 @@ import torch
 # through augpaint_fast.models.flops), so the Triton kernels run under the interpreter on a machine without a GPU.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# `sample` and `serve` default to one engine process per core; the tests that are not about workers run (and
+# monkeypatch) one engine in their own process, as the tests of --workers ask for N explicitly.
+os.environ.setdefault("AUGPAINT_FAST_WORKERS", "1")
 
 from augpaint_fast.assets import SHIPPED_WEIGHTS
 from augpaint_fast.data.phantom import make_phantom

@@ -55,6 +55,11 @@ SAMPLE_CASES: list[Case] = [
     Case("sample-every-label-empty", ["sample", "--data", "{tmp}/empty", "--weights", "{weights}", "--out",
                                       "{tmp}/out"], 2, "every label of", absent=["{tmp}/out"],
          setup=__import__("tests._sample_setups", fromlist=["_"]).all_labels_empty),
+    Case("sample-workers-zero", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
+                                 "--workers", "0"], 2, "--workers must be >= 1, got 0", absent=["{tmp}/out"]),
+    Case("sample-workers-with-ray", ["sample", "--data", "{data}", "--weights", "{weights}", "--out", "{tmp}/out",
+                                     "--workers", "2", "--ray"], 2, "--workers and --ray exclude each other",
+         absent=["{tmp}/out"]),
 ]
 
 # --- training (train-ae, train-ldm, train-cond) -------------------------------------------------------------------
@@ -187,6 +192,8 @@ SERVE_CASES: list[Case] = [
     Case("serve-memory-budget-negative", ["serve", "--weights", "{file}", "--memory-budget-mb", "-1"], 2,
          "--memory-budget-mb must be a number > 0"),
     Case("serve-max-pixels-zero", ["serve", "--weights", "{file}", "--max-pixels", "0"], 2, "--max-pixels must be"),
+    Case("serve-workers-negative", ["serve", "--weights", "{file}", "--workers", "-1"], 2,
+         "--workers must be >= 1, got -1"),  # {file} as weights: refused before loading them
 ]
 
 CASES = SAMPLE_CASES + TRAINING_CASES + PIPELINE_CASES + EXPORT_CASES + SERVE_CASES

@@ -129,6 +129,23 @@ def engine_options(args: argparse.Namespace) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
 
 
+def add_workers_option(p, what: str) -> None:
+    """``--workers``: engine processes of one thread each (``job.workers``); None when not given."""
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help=f"{what} on N engines of one thread each, N processes (default: $AUGPAINT_FAST_WORKERS, else "
+                        "one per physical core; 1 with --device cuda). 1: one engine of one thread in this process; "
+                        "any N gives the same bytes")
+
+
+def workers_from(args) -> int:
+    """The checked ``--workers`` of a command, or its default (``job.workers.default_workers``)."""
+    from ..job.workers import check_workers, default_workers
+
+    workers = args.workers if args.workers is not None else default_workers(args.device)
+    check_workers(workers)
+    return workers
+
+
 def add_ray_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distributed", "sharded sampling on Ray (pip install 'augpaint-fast[distributed]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",

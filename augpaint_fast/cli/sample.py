@@ -8,8 +8,9 @@ from pathlib import Path
 from ..assets import SHIPPED_WEIGHTS
 from ..checks import in_range, output_folder
 from .command import Command
+from ..errors import AugPaintError
 from .options import (add_data_options, add_engine_options, add_ray_options, add_sampling_options,
-                      add_speed_options, engine_options, nifti_options)
+                      add_speed_options, add_workers_option, engine_options, nifti_options, workers_from)
 
 DEMO_SEED = 2026  # the demo's phantoms; the shipped weights were trained on phantoms of seed 0
 
@@ -27,11 +28,12 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
                         "conditional U-Net of paper §3.1 (train-ldm --conditional), conditioned on the masked image")
     add_sampling_options(p, "paste_back", "max_classes")
     add_speed_options(p)
+    add_workers_option(p, "generate the batches")
     add_ray_options(p)
 
 
 def _sample(args) -> None:
-    from ..job.generate import SampleOptions, run_sampling
+    from ..job.generate import SampleOptions
 
     opts = SampleOptions(n=args.n, steps=args.steps, eta=args.eta, mask_mode=args.mask, margin=args.margin,
                          flip=args.flip, seed=args.seed, batch_size=args.batch_size, engine=args.engine,
@@ -40,11 +42,25 @@ def _sample(args) -> None:
     if args.ray is not None:  # sharded on Ray workers
         from ..embed.ray_workers import run_distributed
 
+        if args.workers is not None:
+            raise AugPaintError("--workers and --ray exclude each other; give Ray's workers with --ray-workers")
         summary = run_distributed(args.data, args.weights, args.out, opts, address=args.ray,
                                   workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker)
     else:
-        summary = run_sampling(args.data, args.weights, args.out, opts)
+        summary = _sample_locally(args, opts)
     print(summary.line())
+
+
+def _sample_locally(args, opts):
+    """``--workers`` engine processes of one thread each, or one engine of one thread in this process."""
+    from ..job.generate import run_sampling
+    from ..job.workers import THREADS, run_with_workers, torch_threads
+
+    workers = workers_from(args)
+    if workers > 1:
+        return run_with_workers(args.data, args.weights, args.out, opts, workers)
+    with torch_threads(THREADS):  # the threads of each worker: --workers 1 writes the bytes of --workers N
+        return run_sampling(args.data, args.weights, args.out, opts)
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,8 @@ from ..assets import SHIPPED_WEIGHTS
 from ..embed.service.command import MIN_TOKEN_CHARS, TOKEN_ENV
 from ..errors import AugPaintError
 from .command import Command
-from .options import add_engine_options, add_sampling_options, add_speed_options, engine_options
+from .options import (add_engine_options, add_sampling_options, add_speed_options, add_workers_option,
+                      engine_options, workers_from)
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 def _limit_arguments(b) -> None:
     b.add_argument("--batch-size", type=int, default=8, help="engine batch requests are packed into (default 8)")
+    add_workers_option(b, "serve batches in parallel")
     b.add_argument("--max-wait-ms", type=float, default=10.0,
                    help="how long a batch waits to fill before it runs (default 10)")
     b.add_argument("--max-queue", type=int, default=256,
@@ -87,17 +89,24 @@ def _serve(args) -> None:
     _check_limits(args)
     token = read_token(args.token_file)
     check_exposure(args.host, token, args.insecure)
+    workers = workers_from(args)
+    if workers == 1:  # the threads of each worker: one engine serves the bytes of N
+        import torch
+
+        from ..job.workers import THREADS
+
+        torch.set_num_threads(THREADS)
     aug = from_pretrained(args.weights, args.engine, steps=args.steps, eta=args.eta, mask_mode=args.mask,
                           margin=args.margin, flip=args.flip, batch_size=args.batch_size, paste_back=args.paste_back,
                           max_classes=args.max_classes, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                          **engine_options(args))
+                          workers=workers, **engine_options(args))
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels,
                     max_n=args.max_n, request_timeout_s=args.request_timeout, max_active=args.max_connections,
                     memory_budget_bytes=int(args.memory_budget_mb * (1 << 20)))
     app = create_app(aug, limits, token=token, docs=False if args.no_docs else None)
     print(f"augpaint-fast: serving {args.weights} ({aug.image_size}x{aug.image_size}, {args.steps} steps, batch "
-          f"{args.batch_size}, engine {args.engine}) on http://{args.host}:{args.port}: POST /augment, GET /health, "
-          f"GET /metrics ({'token required' if token else 'no token'})", flush=True)
+          f"{args.batch_size}, engine {args.engine}, {workers} worker(s)) on http://{args.host}:{args.port}: "
+          f"POST /augment, GET /health, GET /metrics ({'token required' if token else 'no token'})", flush=True)
     run_server(build_server(app, args.host, args.port, header_timeout=args.header_timeout, log_level=args.log_level))
 
 

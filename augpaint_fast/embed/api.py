@@ -23,13 +23,16 @@ the same samples whether they arrive as a PNG upload, a uint8 array or a file pa
 
 **Concurrency.** Calls from any thread are queued in a :class:`~augpaint_fast.embed.batcher.DynamicBatcher` and
 packed into engine batches of ``batch_size`` (requests with the same seed share batches; every batch is
-padded to ``batch_size``, so packing never changes a byte). One worker thread drives the engine. A full queue
+padded to ``batch_size``, so packing never changes a byte). One worker thread drives the engine; with
+``workers=N`` (``serve --workers N``), N engine processes of one thread each (``job.workers.EngineProcess``)
+run N batches at once, each batch on whichever engine is idle, with the same bytes. A full queue
 refuses a request at once with :class:`~augpaint_fast.embed.batcher.QueueFull`; ``submit`` returns a future whose
 ``cancel()`` withdraws the request's waiting samples.
 """
 from __future__ import annotations
 
 from concurrent.futures import Future, TimeoutError as FutureTimeout
+from queue import SimpleQueue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -43,7 +46,8 @@ from ..assets import SHIPPED_WEIGHTS
 from ..data import read_image, read_label, resize_pair
 from ..data.imageio import encode_image_png, encode_label_png, image_from_array, label_from_array
 from ..errors import AugPaintError
-from ..job.generate import Generator, Pair, SampleOptions, Source, array_digest, work_item
+from ..job.generate import Generator, Pair, SampleOptions, Source, array_digest, check_options, work_item
+from ..job.workers import EngineProcess, check_workers, start_engines
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,19 @@ def _array(x: Any, what: str) -> np.ndarray | None:
 class AugPaint:
     """Loaded models behind a dynamic batcher; see the module docstring. Use :func:`from_pretrained`."""
 
-    def __init__(self, generator: Generator, *, max_wait_s: float = 0.01, max_queue: int = 256,
-                 max_classes: int = 16):
-        self.generator = generator
-        self.weights_sha256 = weights_sha256(generator.weights, generator.opts.variant)
+    def __init__(self, generator: Generator | Sequence[EngineProcess], *, max_wait_s: float = 0.01,
+                 max_queue: int = 256, max_classes: int = 16):
+        """``generator``: one generator driven by one thread, or engine processes of the same weights and
+        options, one batch each at a time (they are closed with this object)."""
+        self.engines = [generator] if isinstance(generator, Generator) else list(generator)
+        self.generator = self.engines[0]  # the settings, size and weights of them all
+        self._idle: SimpleQueue = SimpleQueue()  # engines without a batch: each batcher thread takes one
+        for engine in self.engines:
+            self._idle.put(engine)
+        self.weights_sha256 = weights_sha256(self.generator.weights, self.generator.opts.variant)
         self.max_classes = max_classes
-        self.batcher = DynamicBatcher(self._run_batch, generator.opts.batch_size, max_wait_s=max_wait_s,
-                                      max_queue=max_queue)
+        self.batcher = DynamicBatcher(self._run_batch, self.generator.opts.batch_size, max_wait_s=max_wait_s,
+                                      max_queue=max_queue, workers=len(self.engines))
 
     @property
     def image_size(self) -> int:
@@ -117,7 +127,11 @@ class AugPaint:
                 "engine_options": {k: (str(v) if isinstance(v, Path) else v) for k, v in o.engine_options.items()}}
 
     def _run_batch(self, seed: int, items: list) -> list[AugmentedPair]:
-        return [_pair(p, seed) for p in self.generator.generate(items, seed)]
+        engine = self._idle.get()  # never waits: there are as many batcher threads as engines
+        try:
+            return [_pair(p, seed) for p in engine.generate(items, seed)]
+        finally:
+            self._idle.put(engine)
 
     # ------------------------------------------------------------------ inputs
     def source(self, image: Any, label: Any, source_id: str | None = None) -> Source:
@@ -196,8 +210,11 @@ class AugPaint:
         return {**self.batcher.stats(), "settings": self.settings}
 
     def close(self, cancel_pending: bool = False) -> None:
-        """Stop taking requests; finish (or cancel) the queued ones and stop the worker thread."""
+        """Stop taking requests; finish (or cancel) the queued ones, stop the worker threads and engine processes."""
         self.batcher.close(cancel_pending=cancel_pending)
+        for engine in self.engines:
+            if isinstance(engine, EngineProcess):
+                engine.close()
 
     def __enter__(self) -> "AugPaint":
         return self
@@ -217,16 +234,20 @@ def _wait(future: Future, timeout: float | None) -> list[AugmentedPair]:
 def from_pretrained(weights_dir: str | Path | None = None, engine: str = "torch", *, steps: int = 50,
                     eta: float = 1.0, mask_mode: str = "box", margin: int = 0, flip: str = "none",
                     batch_size: int = 8, paste_back: bool = False, max_classes: int = 16,
-                    max_wait_ms: float = 10.0, max_queue: int = 256, **engine_options) -> AugPaint:
+                    max_wait_ms: float = 10.0, max_queue: int = 256, workers: int = 1, **engine_options) -> AugPaint:
     """Load a weights folder (None: the shipped tiny weights) onto an engine, once.
 
     ``steps``, ``eta``, ``mask_mode``, ``margin``, ``flip``, ``paste_back`` mean what the ``sample`` flags do;
     ``batch_size`` is the engine batch every request is packed into; ``max_wait_ms`` how long a batch waits
     to fill; ``max_queue`` how many samples may wait; ``engine_options`` go to the engine (``device``,
-    ``dtype``, ``cuda_graphs``, ...). Pairs come back at the model's size.
+    ``dtype``, ``cuda_graphs``, ...). Pairs come back at the model's size. ``workers`` > 1 loads the models in
+    that many engine processes of one thread each (``job.workers``), serving that many batches at once.
     """
+    check_workers(workers)
     opts = SampleOptions(steps=steps, eta=eta, mask_mode=mask_mode, margin=margin, flip=flip,
                          batch_size=batch_size, engine=engine, paste_back=paste_back, max_classes=max_classes,
                          engine_options=dict(engine_options))
-    generator = Generator(Path(weights_dir) if weights_dir is not None else SHIPPED_WEIGHTS, opts)
+    check_options(opts)  # here, not in each worker
+    weights = Path(weights_dir) if weights_dir is not None else SHIPPED_WEIGHTS
+    generator = Generator(weights, opts) if workers == 1 else start_engines(weights, opts, workers)
     return AugPaint(generator, max_wait_s=max_wait_ms / 1000.0, max_queue=max_queue, max_classes=max_classes)

@@ -1,7 +1,9 @@
 """Dynamic batching: the items of requests from concurrent callers, packed into fixed-size engine batches.
 
 A request is a list of items sharing a key (the embedding API's key is the seed: one engine batch has one
-seed). One worker thread runs ``run_batch(key, items) -> results`` on up to ``batch_size`` items at a time:
+seed). ``workers`` threads (one per engine; default 1) each run ``run_batch(key, items) -> results`` on up to
+``batch_size`` items at a time, so up to ``workers`` batches run at once (``run_batch`` must then be safe to call
+from that many threads: the embedding API gives each call an idle engine):
 
 - **Packing.** A batch starts from the oldest waiting item and takes, in arrival order, the waiting items of
   its key, up to ``batch_size``, whichever requests they belong to (a request larger than a batch spans
@@ -53,12 +55,12 @@ class _Request:
 
 
 class DynamicBatcher:
-    """Packs the items of concurrent requests into batches for one worker thread (see the module docstring)."""
+    """Packs the items of concurrent requests into batches for ``workers`` threads (see the module docstring)."""
 
     def __init__(self, run_batch: Callable[[Hashable, list], list], batch_size: int, *, max_wait_s: float = 0.01,
-                 max_queue: int = 256, name: str = "augpaint-batcher"):
-        if batch_size < 1 or max_queue < 1 or max_wait_s < 0:
-            raise ValueError("batch_size and max_queue must be >= 1 and max_wait_s >= 0")
+                 max_queue: int = 256, name: str = "augpaint-batcher", workers: int = 1):
+        if batch_size < 1 or max_queue < 1 or max_wait_s < 0 or workers < 1:
+            raise ValueError("batch_size, max_queue and workers must be >= 1 and max_wait_s >= 0")
         self.run_batch, self.batch_size = run_batch, batch_size
         self.max_wait_s, self.max_queue = max_wait_s, max_queue
         self._queue: deque[tuple[_Request, int]] = deque()  # (request, item index), in arrival order
@@ -66,12 +68,13 @@ class DynamicBatcher:
         self._closed = False
         self._started = time.monotonic()
         self._counts = dict(submitted=0, refused=0, cancelled=0, failed=0, completed=0, batches=0, items=0)
-        self._in_flight = 0
+        self._in_flight = 0  # items in running batches, all workers together
         self._batch_seconds = 0.0
         self._recent: deque[tuple[float, int]] = deque()  # (finish time, items) of recent batches
         self._listeners: list[Callable[[int, float], None]] = []
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
     # ------------------------------------------------------------------ callers
     def submit(self, key: Hashable, items: Sequence[Any]) -> Future:
@@ -117,29 +120,31 @@ class DynamicBatcher:
             batches, items = self._counts["batches"], self._counts["items"]
             return {
                 "queue_depth": len(self._queue), "queue_capacity": self.max_queue, "in_flight": self._in_flight,
-                "batch_size": self.batch_size, "max_wait_s": self.max_wait_s,
+                "batch_size": self.batch_size, "max_wait_s": self.max_wait_s, "workers": len(self._threads),
                 "batches": batches, "samples": items,
                 "mean_batch_fill": items / (batches * self.batch_size) if batches else 0.0,
                 "mean_batch_seconds": self._batch_seconds / batches if batches else 0.0,
                 "samples_per_s": sum(n for _, n in self._recent) / window if window > 0 else 0.0,
                 "requests": {k: self._counts[k] for k in ("submitted", "completed", "refused", "cancelled", "failed")},
                 "uptime_s": now - self._started,
-                "running": self._thread.is_alive() and not self._closed,
+                "running": all(t.is_alive() for t in self._threads) and not self._closed,
             }
 
     def add_batch_listener(self, listener: Callable[[int, float], None]) -> None:
-        """Call ``listener(items, seconds)`` from the worker thread after every batch (it must not raise)."""
+        """Call ``listener(items, seconds)`` from a worker thread after every batch (it must not raise)."""
         self._listeners.append(listener)
 
     def close(self, cancel_pending: bool = False, timeout: float | None = None) -> None:
-        """Take no new requests; finish the queued ones (or cancel them) and stop the worker thread."""
+        """Take no new requests; finish the queued ones (or cancel them) and stop the worker threads (``timeout``
+        bounds the wait for each)."""
         with self._cond:
             self._closed = True
             pending = {id(r): r for r, _ in self._queue}.values() if cancel_pending else ()
             self._cond.notify_all()
         for req in pending:
             req.future.cancel()
-        self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     # ------------------------------------------------------------------ worker
     def _next_batch(self) -> tuple[Hashable, list[tuple[_Request, int]]] | None:
@@ -158,7 +163,7 @@ class DynamicBatcher:
             batch = same[: self.batch_size]
             taken = set(map(id, batch))
             self._queue = deque(entry for entry in self._queue if id(entry) not in taken)
-            self._in_flight = len(batch)
+            self._in_flight += len(batch)
             return head.key, batch
 
     def _loop(self) -> None:
@@ -182,7 +187,7 @@ class DynamicBatcher:
         done, failed = [], []
         with self._cond:
             now = time.monotonic()
-            self._in_flight = 0
+            self._in_flight -= len(batch)
             self._counts["batches"] += 1
             self._counts["items"] += len(batch)
             self._batch_seconds += now - t0

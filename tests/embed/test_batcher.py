@@ -159,3 +159,30 @@ def test_closed_batcher_finishes_queued_work_and_refuses_new():
     with pytest.raises(BatcherClosed):
         b.submit(0, ["b"])
     assert not b.stats()["running"]
+
+
+def test_two_workers_run_two_batches_at_once_and_keep_the_queue_limit_and_cancellation():
+    both_running = threading.Barrier(3, timeout=TIMEOUT)  # the two workers and the test
+    release = threading.Event()
+
+    def run(key, items):
+        if key == "block":
+            both_running.wait()
+            assert release.wait(TIMEOUT)
+        return [(key, item) for item in items]
+
+    b = DynamicBatcher(run, batch_size=2, max_wait_s=0.0, max_queue=4, workers=2)
+    running = [b.submit("block", ["a", "b"]), b.submit("block", ["c", "d"])]
+    both_running.wait()  # would time out with one worker: its batch blocks the other
+    stats = b.stats()
+    assert stats["workers"] == 2 and stats["in_flight"] == 4 and stats["running"]
+    waiting = b.submit("w", ["e", "f"])
+    with pytest.raises(QueueFull):
+        b.submit("w", ["g", "h", "i"])  # 2 waiting + 3 > max_queue 4: the running batches do not count
+    assert waiting.cancel() and b.stats()["queue_depth"] == 0
+    release.set()
+    assert [f.result(TIMEOUT) for f in running] == [[("block", "a"), ("block", "b")], [("block", "c"), ("block", "d")]]
+    assert b.submit("w", ["j"]).result(TIMEOUT) == [("w", "j")]
+    assert b.stats()["in_flight"] == 0 and b.stats()["requests"]["cancelled"] == 1
+    b.close(timeout=TIMEOUT)
+    assert not b.stats()["running"]

@@ -164,8 +164,8 @@ class _BatcherCollector:
     def collect(self):
         stats = self.aug.batcher.stats()
         for key, help_ in (("queue_depth", "samples waiting in the queue"), ("queue_capacity", "queue capacity in "
-                           "samples"), ("in_flight", "samples in the running batch"), ("batch_size", "engine batch "
-                           "size"), ("samples_per_s", "samples per second over the last minute")):
+                           "samples"), ("in_flight", "samples in the running batches"), ("batch_size", "engine batch "
+                           "size"), ("workers", "engines serving batches in parallel"), ("samples_per_s", "samples per second over the last minute")):
             yield GaugeMetricFamily(f"augpaint_{key}", help_, value=stats[key])
         yield CounterMetricFamily("augpaint_batches", "engine batches run", value=stats["batches"])
         yield CounterMetricFamily("augpaint_samples", "samples generated", value=stats["samples"])

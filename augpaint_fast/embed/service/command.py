@@ -3,8 +3,8 @@
 Every argument, the token and the host are checked before the weights are loaded, and the weights (checked
 too) before the server starts, so a bad setting or weights folder is one error line and ``GET /health``
 answers 200 from the first request on. A non-loopback ``--host`` needs a token (``AUGPAINT_FAST_TOKEN`` or
-``--token-file``) unless ``--insecure``. One process drives one engine; scale out with more processes (one
-per GPU) behind a load balancer.
+``--token-file``) unless ``--insecure``. ``--workers N`` serves N batches at once on N engine processes of one
+thread each (``job.workers``); scale out further with more servers (one per GPU) behind a load balancer.
 """
 from __future__ import annotations
 
