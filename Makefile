@@ -9,7 +9,7 @@ WHEEL_DIR := build/wheel-test
 # Rebuild the editable install (and the C++ extension) whenever what it is built from changes.
 STAMP_DEPS := setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h)
 
-.PHONY: demo test test-fast wheel-test setup clean weights
+.PHONY: demo test test-fast wheel-test setup clean weights gpu-check bench-compare bench-baseline
 
 setup: $(STAMP)
 
@@ -60,3 +60,12 @@ weights: $(STAMP)
 	$(VENV)/bin/augpaint-fast train-ldm --data runs/phantom-train --weights runs/tiny --steps 3000 --batch-size 64
 	rm -rf augpaint_fast/assets/weights/tiny && mkdir -p augpaint_fast/assets/weights
 	cp -r runs/tiny augpaint_fast/assets/weights/tiny
+
+# The GPU quarter hour in one call (benchmarks/gpu_check.py): build the extension, pytest -m gpu, bench --device cuda
+# on tiny and paper; writes OUT/gpu_check.{json,md}, OUT/logs/ and OUT/bench-*/. Needs no venv and no network (the
+# GPU machine has neither): it runs with the .venv's Python when there is one, else $(PYTHON).
+# GPU_CHECK_DRY_RUN=1: the same report with every step "not run", in seconds, anywhere.
+OUT ?= build/gpu-check
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_CHECK_PYTHON) benchmarks/gpu_check.py $(OUT) $(if $(GPU_CHECK_DRY_RUN),--dry-run)
