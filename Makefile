@@ -69,3 +69,18 @@ OUT ?= build/gpu-check
 GPU_CHECK_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 gpu-check:
 	$(GPU_CHECK_PYTHON) benchmarks/gpu_check.py $(OUT) $(if $(GPU_CHECK_DRY_RUN),--dry-run)
+
+# Micro-benchmarks (pytest-benchmark, the [bench] extra) held against the committed baseline by RATIOS between
+# configurations of one run (benchmarks/compare.py), not absolute times: the machines are shared. One torch thread
+# in both runs (a ratio depends on the thread count). bench-baseline re-records the baseline: say where, in BENCH_NOTE.
+BENCH_SUITES := benchmarks/bench_fused_step.py benchmarks/bench_configs.py
+BENCH_BASELINE := benchmarks/baseline/cpu.json
+BENCH_THRESHOLD ?= 0.5
+BENCH_RUN = OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --benchmark-only $(BENCH_SUITES)
+bench-compare: $(STAMP)
+	mkdir -p build/bench
+	$(BENCH_RUN) --benchmark-json=build/bench/fresh.json
+	$(PY) benchmarks/compare.py $(BENCH_BASELINE) build/bench/fresh.json --threshold $(BENCH_THRESHOLD)
+
+bench-baseline: $(STAMP)
+	BENCH_NOTE="$(BENCH_NOTE)" $(BENCH_RUN) --benchmark-json=$(BENCH_BASELINE)
