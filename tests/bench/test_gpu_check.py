@@ -72,6 +72,16 @@ def test_each_step_reports_what_its_command_did(tmp_path, monkeypatch):
     assert (tmp_path / "logs" / "fails.log").read_text() == "boom\n"
 
 
+def test_every_gpu_test_is_where_the_check_collects():
+    """The tests step collects only GPU_TEST_PATHS: a module with a gpu mark elsewhere would be left out."""
+    root = gpu_check.ROOT
+    marked = {p.relative_to(root).as_posix() for p in (root / "tests").rglob("test_*.py")
+              if re.search(r"pytest\.mark\.gpu\b", p.read_text(encoding="utf-8"))}
+    assert marked and all(any(f == g or f.startswith(g + "/") for g in gpu_check.GPU_TEST_PATHS) for f in marked), \
+        sorted(marked)
+    assert all((root / g).exists() for g in gpu_check.GPU_TEST_PATHS)
+
+
 def test_step_timeouts_fit_the_gpu_quarter_hour():
     assert gpu_check.BUDGET_S == sum(s.timeout_s for s in gpu_check.steps(gpu_check.ROOT))
     assert gpu_check.BUDGET_S < 8 * 60
