@@ -4,8 +4,8 @@ slows every configuration alike, the ratio stays).
 
     python benchmarks/compare.py benchmarks/baseline/cpu.json build/bench/fresh.json --threshold 0.5
 
-Per ratio in ``RATIOS`` (numerator / denominator, each a benchmark's minimum time: interference only adds time,
-so the minimum is the least disturbed figure): saved, fresh, and fresh / saved. A ratio fails when fresh / saved
+Per ratio in ``RATIOS`` (numerator / denominator, each a benchmark's minimum time, in whatever timer the runs
+used: process CPU time in `make bench-compare`; interference only adds time, so the minimum is the least disturbed): saved, fresh, and fresh / saved. A ratio fails when fresh / saved
 leaves [1 / (1 + threshold), 1 + threshold], or when the fresh run lacks a benchmark the saved ratio needs.
 Exit status 1 with one line per failure; a ratio the saved run lacks is listed as not compared.
 """
