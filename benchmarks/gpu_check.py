@@ -55,6 +55,7 @@ class Step:
     needs_cuda: bool = True
     requires: tuple[str, ...] = ()  # modules that must be importable, else the step is skipped
     unset_env: tuple[str, ...] = ()
+    produces: str | None = None  # a glob under the checkout that a successful run leaves a file at
 
 
 @dataclass
@@ -83,7 +84,7 @@ def steps(out: Path, python: str = sys.executable) -> list[Step]:
         Step("build", "the C++ extension built in place (optional: without it CPU tensors take the reference "
                       "step); kernels/ and export/ linked into the package",
              (python, "setup.py", "build_ext", "--inplace"), 90, needs_cuda=False,
-             requires=("setuptools", "pybind11")),
+             requires=("setuptools", "pybind11"), produces="augpaint_fast/_C*.so"),  # setup.py only warns
         Step("tests", "pytest -m gpu: Triton fused step compiled vs the reference (every mask dtype and layout), "
                       "fused GroupNorm+SiLU, CUDA-graph loop vs plain loop (bit for bit), torch.compile, the job "
                       "end to end on CUDA, graph caches under 1,000 seeds",
@@ -197,6 +198,8 @@ def run_step(step: Step, out: Path, dry_run: bool, no_cuda: str | None) -> Row:
                                   timeout=step.timeout_s).returncode
             row.status = "passed" if code == 0 else "failed"
             row.reason = "" if code == 0 else f"exit status {code}: see the log"
+            if code == 0 and step.produces and not any(ROOT.glob(step.produces)):
+                row.status, row.reason = "failed", f"exit status 0 but no {step.produces}: see the log"
         except subprocess.TimeoutExpired:
             row.status, row.reason = "timed out", f"killed after {step.timeout_s} s: see the log"
     row.seconds = round(time.perf_counter() - start, 1)

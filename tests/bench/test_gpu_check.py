@@ -63,6 +63,7 @@ def test_each_step_reports_what_its_command_did(tmp_path, monkeypatch):
         (_step("hangs", "import time; time.sleep(30)", timeout_s=1), "timed out", "killed after 1 s"),
         (_step("needs", "pass", requires=("no_such_module_here",)), "skipped", "no_such_module_here"),
         (_step("gpu", "pass", needs_cuda=True), "not run", "no GPU in this test"),
+        (_step("nothing", "pass", produces="no/such/*.so"), "failed", "exit status 0 but no no/such/*.so"),
     ]
     for step, status, reason in cases:
         row = gpu_check.run_step(step, tmp_path, dry_run=False, no_cuda="no GPU in this test")
