@@ -11,7 +11,7 @@ WHEEL_DIR := build/wheel-test
 STAMP_DEPS := setup.py pyproject.toml constraints.txt $(wildcard csrc/*.cpp csrc/*.h)
 CONSTRAINTS := -c $(CURDIR)/constraints.txt
 
-.PHONY: demo test test-fast wheel-test setup clean weights
+.PHONY: demo test test-fast wheel-test setup clean weights gpu-check bench-compare bench-baseline
 
 setup: $(STAMP)
 
@@ -62,3 +62,30 @@ weights: $(STAMP)
 	$(VENV)/bin/augpaint-fast train-ldm --data runs/phantom-train --weights runs/tiny --steps 3000 --batch-size 64
 	rm -rf augpaint_fast/assets/weights/tiny && mkdir -p augpaint_fast/assets/weights
 	cp -r runs/tiny augpaint_fast/assets/weights/tiny
+
+# The GPU quarter hour in one call (benchmarks/gpu_check.py): build the extension, pytest -m gpu, bench --device cuda
+# on tiny and paper; writes OUT/gpu_check.{json,md}, OUT/logs/ and OUT/bench-*/. Needs no venv and no network (the
+# GPU machine has neither): it runs with the .venv's Python when there is one, else $(PYTHON).
+# GPU_CHECK_DRY_RUN=1: the same report with every step "not run", in seconds, anywhere.
+OUT ?= build/gpu-check
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_CHECK_PYTHON) benchmarks/gpu_check.py $(OUT) $(if $(GPU_CHECK_DRY_RUN),--dry-run)
+
+# Micro-benchmarks (pytest-benchmark, the [bench] extra) held against the committed baseline by RATIOS between
+# configurations of one run (benchmarks/compare.py), not absolute times: the machines are shared. One torch thread
+# in both runs (a ratio depends on the thread count), timed in process CPU time: the time a busy neighbour takes
+# the core away is not counted (wall-clock ratios moved up to 4x between runs at load 8 on 2 cores).
+# bench-baseline re-records the baseline: say where, in BENCH_NOTE.
+BENCH_SUITES := benchmarks/bench_fused_step.py benchmarks/bench_configs.py
+BENCH_BASELINE := benchmarks/baseline/cpu.json
+BENCH_THRESHOLD ?= 0.5
+BENCH_RUN = OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --benchmark-only \
+	--benchmark-timer=time.process_time $(BENCH_SUITES)
+bench-compare: $(STAMP)
+	mkdir -p build/bench
+	$(BENCH_RUN) --benchmark-json=build/bench/fresh.json
+	$(PY) benchmarks/compare.py $(BENCH_BASELINE) build/bench/fresh.json --threshold $(BENCH_THRESHOLD)
+
+bench-baseline: $(STAMP)
+	BENCH_NOTE="$(BENCH_NOTE)" $(BENCH_RUN) --benchmark-json=$(BENCH_BASELINE)

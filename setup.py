@@ -97,7 +97,8 @@ setup(
         "trt": ["onnx>=1.15", "tensorrt"],
         "openvino": ["onnx>=1.15", "openvino>=2024.0"],
         "triton": ["triton>=3.0"],
-        "bench": ["matplotlib>=3.7"],  # augpaint-fast bench's plot
+        # augpaint-fast bench's plot; pytest-benchmark for benchmarks/ (make bench-compare)
+        "bench": ["matplotlib>=3.7", "pytest>=7", "pytest-benchmark>=4"],
         # import-weights --from diffusers, and --from monai: MONAI >= 1.4's generative networks, whose attention
         # blocks need einops
         "interop": ["diffusers>=0.30", "monai>=1.4", "einops>=0.7"],

@@ -2,9 +2,12 @@
 measured dense peak, per engine, dtype and batch size, on the ``small`` preset (random weights: speed does
 not depend on the values). Not a test.
 
-    python benchmarks/bench_engines.py                       # all configs, batches 1 4 8 16
-    python benchmarks/bench_engines.py --configs torch-fp32 onnx-fp32 --batches 8 --reps 3
+    python benchmarks/bench_engines.py                       # torch-fp32 torch-bf16 onnx-fp32, batches 1 4 8 16
+    python benchmarks/bench_engines.py --configs torch-fp32 torch:channels_last=true --batches 8 --reps 3
     python benchmarks/bench_engines.py --device cuda --configs torch-fp32 torch-fp16 torch-fp16-graphs trt-fp16
+
+Configurations are `augpaint-fast bench`'s (labels of augpaint_fast/bench/configs.py, or ENGINE:KEY=VALUE,...
+for any other engine options): one registry, so a label means the same engine options everywhere.
 
 samples/s for 50-step sampling = B / (encode + 50 x (U-Net + fused step) + decode), each part timed
 separately (median of --reps) on the same engine; --full runs the real `augpaint_sample` loop instead (always for
@@ -28,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpaint_fast.ops import fused  # noqa: E402
+from augpaint_fast.bench.configs import RUNTIME_OPTIONS, parse_config  # noqa: E402
 from augpaint_fast.bench.machine import dense_peak  # noqa: E402
 from augpaint_fast.models.config import get_preset  # noqa: E402
 from augpaint_fast.engines import create_engine, sample  # noqa: E402
@@ -36,29 +40,6 @@ from augpaint_fast.models import UNet, VQAutoencoder  # noqa: E402
 from augpaint_fast.core.sampler import augpaint_sample  # noqa: E402
 from augpaint_fast.core.schedule import ddim_schedule  # noqa: E402
 
-CONFIGS = {
-    "torch-fp32": ("torch", dict()),
-    "torch-fp32-cl": ("torch", dict(channels_last=True)),
-    "torch-bf16": ("torch", dict(dtype="bfloat16")),
-    "torch-bf16-cl": ("torch", dict(dtype="bfloat16", channels_last=True)),
-    "onnx-fp32": ("onnx", dict()),
-    # GPU configurations (--device cuda)
-    "torch-fp16": ("torch", dict(dtype="float16")),
-    "torch-fp16-graphs": ("torch", dict(dtype="float16", cuda_graphs=True)),
-    "trt-fp16": ("trt", dict(dtype="float16")),
-    # CPU speed options: fused GroupNorm+SiLU and the flash-attention layout (torch-bf16 has both by default;
-    # -autocast is bf16 without them), inductor with frozen weights, OpenVINO, feature caching every N calls (-cN)
-    "torch-fp32-fast": ("torch", dict(fused_norm=True, flash_attention=True)),
-    "torch-bf16-autocast": ("torch", dict(dtype="bfloat16", fused_norm=False, flash_attention=False)),
-    "torch-fp32-compile": ("torch", dict(compile="default")),
-    "torch-bf16-compile": ("torch", dict(dtype="bfloat16", compile="default")),
-    "openvino-fp32": ("openvino", dict(dtype="float32")),
-    "openvino-bf16": ("openvino", dict(dtype="bfloat16")),
-    **{f"torch-bf16-c{n}": ("torch", dict(dtype="bfloat16", cache_interval=n)) for n in (2, 3, 5)},
-    **{f"openvino-bf16-c{n}": ("openvino", dict(dtype="bfloat16", cache_interval=n)) for n in (2, 3, 5)},
-}
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPE_OF = {name: _DTYPES[opts.get("dtype", "float32")] for name, (_, opts) in CONFIGS.items()}
 DEVICE = torch.device("cpu")
 
 
@@ -104,7 +85,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="small")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (GPU configurations: torch-fp16*, trt-fp16)")
-    ap.add_argument("--configs", nargs="+", default=["torch-fp32", "torch-bf16", "onnx-fp32"])
+    ap.add_argument("--configs", nargs="+", default=["torch-fp32", "torch-bf16", "onnx-fp32"],
+                    help="`augpaint-fast bench` labels (augpaint_fast/bench/configs.py) or ENGINE:KEY=VALUE,...")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=50)
@@ -131,8 +113,9 @@ def main() -> None:
     gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     print(f"# {args.preset}: U-Net {flops1 / 1e9:.3f} GFLOP/sample/call; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads{gpu}; fused step path {fused.kernel_path(DEVICE)}")
+    configs = [parse_config(c) for c in args.configs]
     peaks = {}
-    for dt in sorted({DTYPE_OF[c] for c in args.configs}, key=str):
+    for dt in sorted({getattr(torch, c.dtype) for c in configs}, key=str):
         peak = dense_peak(dt, DEVICE)
         peaks[dt] = (peak["gflops"] * 1e9, peak["kernel"])
         print(f"# dense peak {str(dt).replace('torch.', '')}: {peaks[dt][0] / 1e9:.1f} GFLOP/s ({peaks[dt][1]})")
@@ -141,13 +124,11 @@ def main() -> None:
     print("| config | batch | U-Net ms/call | U-Net calls/s | samples/s (50 steps) | GFLOP/s | % of peak |")
     print("|---|---|---|---|---|---|---|")
     base = {}
-    for cfg in args.configs:
-        name, opts = CONFIGS[cfg]
-        if name in ("onnx", "openvino"):
-            opts = dict(opts, threads=args.threads)
-        if name in ("onnx", "trt", "openvino"):
-            opts = dict(opts, cache_dir=cache_dir)
-        cached = opts.get("cache_interval", 1) > 1  # the calls differ: only the real loop times them
+    for config in configs:
+        cfg, name = config.label, config.engine
+        runtime = {"threads": args.threads, "cache_dir": cache_dir}
+        opts = {**config.options, **{k: runtime[k] for k in RUNTIME_OPTIONS.get(name, ()) if runtime[k] is not None}}
+        cached = config.cache_interval > 1  # the calls differ: only the real loop times them
         eng = create_engine(name, ae, unet, device=str(DEVICE), **opts)
         for b in args.batches:
             z = torch.randn(b, 3, lat, lat, device=DEVICE)
@@ -170,7 +151,7 @@ def main() -> None:
                 t_step = timeit(lambda: fused.fused_step(z, z, z, m, tab, 0, 0, uids), args.reps)
                 total = t_enc + args.steps * (t_unet + t_step) + t_dec
             gflops = flops1 * b / t_unet / 1e9
-            frac = gflops * 1e9 / peaks[DTYPE_OF[cfg]][0]
+            frac = gflops * 1e9 / peaks[getattr(torch, config.dtype)][0]
             sps = b / total
             if cfg == "torch-fp32":
                 base[b] = sps

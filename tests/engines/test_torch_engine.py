@@ -72,6 +72,7 @@ def test_bad_options(models):
         create_engine("nope", ae, unet)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to torch here)")
 def test_cuda_graphs_and_fp16_match_eager(models, inputs):
     ae, unet = models

@@ -30,9 +30,19 @@ from augpaint_fast.kernels import fused_step as K  # noqa: E402
 from augpaint_fast.core.sampler import augpaint_sample, fused_step_ref  # noqa: E402
 from augpaint_fast.core.schedule import ddim_schedule  # noqa: E402
 
+pytestmark = pytest.mark.gpu  # make gpu-check: compiled on CUDA there, interpreted here
+
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 S = cpp_tests.S
 print(f"triton tests on {DEV} (TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')})")
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="no CUDA GPU: the kernel runs under TRITON_INTERPRET=1 here")
+def test_triton_runs_compiled_on_cuda():
+    """On a GPU these tests must check the compiled kernel: with the interpreter left on they would pass on CPU
+    semantics without compiling anything (make gpu-check unsets TRITON_INTERPRET)."""
+    assert not K._INTERPRET, f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')!r}: the kernel was interpreted"
+    assert K._PRECISE
 
 
 @pytest.mark.parametrize("seed,uid,stream", [(0, 0, 0), (0xFFFFFFFF, 0x89ABCDEF, 101)])
@@ -48,7 +58,8 @@ def test_triton_philox_bits_and_normals(seed, uid, stream):
 
 CASES = [(dt, shape, pe, eta) for dt in cpp_tests.DTYPES for shape in cpp_tests.SHAPES
          for pe in (False, True) for eta in (0.0, 1.0)
-         if shape == (1, 3, 7, 9) or (pe == (dt == torch.float32)) ]  # big shape: a subset (interpreter speed)
+         if DEV == "cuda" or shape == (1, 3, 7, 9) or (pe == (dt == torch.float32))]  # big shape: a subset
+# under the interpreter (its speed); every combination compiled on CUDA
 
 
 def _fast_case(dtype, shape, per_element, eta) -> bool:

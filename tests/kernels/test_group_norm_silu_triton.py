@@ -27,6 +27,8 @@ cpu_tests = importlib.import_module("test_fused_norm")  # shared inputs, float64
 from augpaint_fast.ops import fused, fused_norm  # noqa: E402
 from augpaint_fast.kernels import group_norm_silu as K  # noqa: E402
 
+pytestmark = pytest.mark.gpu  # make gpu-check: compiled on CUDA there, interpreted here
+
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 print(f"triton GroupNorm tests on {DEV} (TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')})")
 # the interpreter runs a program per (sample, group) in Python: keep the shapes small but odd
