@@ -101,7 +101,7 @@ def _row(r: dict) -> str:
         f"{_ratio(r['speedup_vs_eager'])} | {_ratio(r['speedup_vs_repaint_latent'])}"
         + (f" (exp. {expected:.2f}x)" if expected and r['speedup_vs_repaint_latent'] else "") + " | "
         f"{_ratio(r['speedup_vs_repaint_pixel'])} | {_ratio(r['speedup_vs_repaint_pixel_published'])} | "
-        f"{_f(r['known_psnr_db'], '.2f')} | {_f(r['mad_grey_vs_eager'], '.3f')} | "
+        f"{_f(r.get('known_psnr_db'), '.2f')} | {_f(r.get('mad_grey_vs_eager'), '.3f')} | "
         f"{_f(r.get('diversity_grey'), '.2f')} | {r['timing']} |")
 
 

@@ -67,6 +67,17 @@ def test_report_and_plot_are_written(bench_run):
 
 
 @pytest.mark.slow
+def test_a_report_without_quality_figures_marks_them_missing(bench_run):
+    from augpaint_fast.bench.report import _row
+
+    _, records = bench_run
+    quality = ("known_psnr_db", "known_psnr_min_db", "mad_grey_vs_eager", "diversity_grey")
+    for r in records:  # what --no-quality records hold: no quality keys at all
+        row = _row({k: v for k, v in r.items() if k not in quality})
+        assert row.startswith(f"| {r['config']} |") and row.count("|") == _row(r).count("|")
+
+
+@pytest.mark.slow
 def test_goals_name_the_records_they_come_from(bench_run):
     _, records = bench_run
     lines = dict(goals(records))
