@@ -1,7 +1,8 @@
 """int8 U-Net: post-training quantization of the ONNX export with NNCF, calibrated on sampling trajectories, cached.
 
 - What: the ``unet`` export only. NNCF's ONNX backend inserts QuantizeLinear/DequantizeLinear pairs (int8
-  weights per channel, int8 activations, CPU preset); OpenVINO reads the QDQ graph and runs its convolutions and
+  weights per channel, int8 activations, asymmetric where NNCF's MIXED preset puts them, ``FLOAT_LAYERS`` kept in
+  float32); OpenVINO reads the QDQ graph and runs its convolutions and
   matrix products in int8 (``engines.openvino_engine``, ``dtype="int8"``). The encoder runs once per source and
   the decoder once per sample (against ``steps`` U-Net calls), and the decoder's codebook ArgMin must see exact
   distances: both stay float32. ONNX Runtime's static quantization of the same graph measured no faster than
@@ -27,7 +28,12 @@ from .onnx_export import onnx_key
 from .specs import ExportSpec
 
 # Bump when the quantization recipe changes what it writes.
-QUANTIZER_VERSION = "nncf-onnx-qdq-1"
+QUANTIZER_VERSION = "nncf-onnx-qdq-2"
+# Node-name patterns kept in float32: the timestep embedding and its per-block projections (tiny [B, d] products
+# whose error reaches every block), the first and the last convolution (eps itself). Keeping them halved the
+# int8 U-Net's error on held-out trajectories of the tiny weights (max rel diff 0.46 -> 0.18, mean |diff| 0.118
+# -> 0.078 with mean |eps| 0.78); keeping the attention MatMuls as well changed nothing.
+FLOAT_LAYERS = (".*time_embed.*", ".*temb_proj.*", ".*/conv_in/.*", ".*/conv_out/.*")
 INT8_EXTRA = "int8"
 INT8_PACKAGES = "onnx openvino nncf"
 
@@ -59,8 +65,9 @@ def _quantize(onnx_file: Path, feeds: list[dict[str, np.ndarray]]) -> bytes:
     import onnx
 
     rows = sum(len(next(iter(feed.values()))) for feed in feeds)
-    model = nncf.quantize(onnx.load(str(onnx_file)), nncf.Dataset(feeds), preset=nncf.QuantizationPreset.PERFORMANCE,
-                          subset_size=rows)
+    model = nncf.quantize(onnx.load(str(onnx_file)), nncf.Dataset(feeds), preset=nncf.QuantizationPreset.MIXED,
+                          subset_size=rows, ignored_scope=nncf.IgnoredScope(patterns=list(FLOAT_LAYERS),
+                                                                            validate=False))
     return model.SerializeToString()
 
 
