@@ -44,11 +44,11 @@ def calibration(data: Path, weights: Path, *, images: int = CALIBRATION_IMAGES, 
                 seed: int = 0, nifti: NiftiOptions | None = None) -> Calibration:
     """The calibration of ``weights``' U-Net on ``data`` (read and checked now; sampled only by ``record``)."""
     if images < 1:
-        raise AugPaintError(f"calibration images must be >= 1, got {images}", param="calibration_images")
+        raise AugPaintError(f"calibration_images must be >= 1, got {images}", param="calibration_images")
     sources = load_sources(Dataset.open(data, nifti=nifti), model_image_size(weights), progress=False)
     sources = [src for src in sorted(sources, key=lambda s: s.id) if (src.label > 0).any()][:images]
     if not sources:
-        raise AugPaintError(f"{data} has no labelled image with a non-empty label to calibrate on", param="calibrate")
+        raise AugPaintError(f"{data} has no labelled image with a non-empty label to calibrate the int8 U-Net on")
     opts = SampleOptions(n=1, steps=steps, seed=seed, batch_size=len(sources), engine="torch", nifti=nifti)
     check_options(opts)
 

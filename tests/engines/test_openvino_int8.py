@@ -87,6 +87,11 @@ def test_int8_and_calibrate_go_together(weights, phantom_data, tmp_path, capsys)
     for extra in (["--int8"], ["--calibrate", str(phantom_data)]):
         assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "c"), *extra]) == 2
         assert "--int8 and --calibrate DATA go together" in _one_line_error(capsys)
+    pytest.importorskip("nncf")
+    assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "c"), "--int8", "--calibrate",
+                 str(phantom_data), "--calibration-images", "0"]) == 2
+    assert "--calibration-images must be >= 1" in _one_line_error(capsys)
+    assert not (tmp_path / "c").exists()
 
 
 # -- calibrated on the shipped weights (NNCF) ------------------------------------------------------------------
