@@ -83,6 +83,7 @@ setup(
             "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
             "matplotlib>=3.7",
             "openvino>=2024.0",
+            "nncf>=2.10",  # the [int8] extra: the int8 U-Net tests
             "monai>=1.4",  # the [interop] extra's floor (MONAI's generative networks)
             # service and Ray tests (the [serve] and [distributed] extras, plus httpx as the HTTP client)
             "fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "prometheus-client>=0.17", "httpx>=0.27",
@@ -96,6 +97,7 @@ setup(
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         "trt": ["onnx>=1.15", "tensorrt"],
         "openvino": ["onnx>=1.15", "openvino>=2024.0"],
+        "int8": ["onnx>=1.15", "openvino>=2024.0", "nncf>=2.10"],  # export --int8, --engine openvino --dtype int8
         "triton": ["triton>=3.0"],
         # augpaint-fast bench's plot; pytest-benchmark for benchmarks/ (make bench-compare)
         "bench": ["matplotlib>=3.7", "pytest>=7", "pytest-benchmark>=4"],

@@ -1,19 +1,27 @@
-"""``augpaint-fast export``: ONNX exports (and TensorRT plans) of a weights folder, cached and re-runnable."""
+"""``augpaint-fast export``: ONNX exports (and TensorRT plans, or an int8 U-Net) of a weights folder, cached and
+re-runnable."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .int8 import Calibration
 
 
 def export_models(weights: Path, fmt: str, out: Path, *, dtype: str = "float16",
-                  batch_sizes: tuple[int, ...] | None = None, force: bool = False) -> None:
+                  batch_sizes: tuple[int, ...] | None = None, force: bool = False,
+                  int8: Calibration | None = None) -> None:
     """Export ``weights`` to ONNX (``fmt="onnx"``) or also build TensorRT plans (``"trt"``, encoder and U-Net in
-    ``dtype``, the decoder in float32) into the cache folder ``out``, for ``batch_sizes`` (default 1 2 4 8 16).
+    ``dtype``, the decoder in float32) into the cache folder ``out``, for ``batch_sizes`` (default 1 2 4 8 16);
+    with ``int8`` (ONNX only), also the int8 U-Net calibrated on it (``export.int8``).
     Every argument and the weights are checked first: nothing is written before the checks pass."""
     from augpaint_fast.models.checkpoint import load_weights_folder
     from augpaint_fast.checks import in_range, input_folder, output_folder
     from augpaint_fast.errors import AugPaintError
     from augpaint_fast.host import optional_import
 
+    from .int8 import quantize_int8, require_nncf
     from .onnx_export import export_all
     from .specs import DEFAULT_BATCH_SIZES, export_specs
 
@@ -24,6 +32,10 @@ def export_models(weights: Path, fmt: str, out: Path, *, dtype: str = "float16",
         in_range("batch_sizes", size, 1)
     if fmt == "onnx":
         optional_import("onnx", extra="onnx", feature="ONNX export", packages="onnx onnxruntime")
+    if int8 is not None:
+        if fmt != "onnx":
+            raise AugPaintError(f"int8 quantization takes fmt onnx (OpenVINO runs it), got {fmt}", param="fmt")
+        require_nncf()
     if fmt == "trt":
         from .trt_build import trt_missing
 
@@ -32,6 +44,9 @@ def export_models(weights: Path, fmt: str, out: Path, *, dtype: str = "float16",
             raise AugPaintError(f"fmt trt is unavailable: {missing}", param="fmt")
     autoencoder, _, unet, _ = load_weights_folder(weights)
     paths = export_all(autoencoder, unet, out, force=force, log=print, batch_sizes=sizes)
+    if int8 is not None:
+        quantize_int8(export_specs(autoencoder, unet, sizes)["unet"], paths["unet"], out, int8, force=force,
+                      log=print)
     if fmt == "trt":
         from .trt_build import build_engine
 

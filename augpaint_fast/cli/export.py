@@ -16,13 +16,32 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                    help="batch sizes of the optimisation profile (default 1 2 4 8 16)")
     p.add_argument("--force", action="store_true", help="rebuild even when a verified cached file exists")
+    p.add_argument("--int8", action="store_true",
+                   help="also quantize the U-Net to int8 (NNCF, pip install 'augpaint-fast[int8]'), calibrated on "
+                        "sampling runs over --calibrate; run it with --engine openvino --dtype int8 "
+                        "--engine-cache OUT")
+    p.add_argument("--calibrate", type=Path, default=None, metavar="DATA",
+                   help="--int8: dataset folder whose first labelled images are sampled to record the U-Net's inputs")
+    p.add_argument("--calibration-images", type=int, default=None, metavar="N",
+                   help="--int8: labelled images sampled for calibration (default 4, over 50 DDIM steps)")
 
 
 def _export(args) -> None:
+    from ..errors import AugPaintError
     from ..export.command import export_models
 
+    calibration = None
+    if args.int8 or args.calibrate or args.calibration_images is not None:
+        if not (args.int8 and args.calibrate):
+            raise AugPaintError("--int8 and --calibrate DATA go together (calibration data for the int8 U-Net)")
+        from ..export.int8 import require_nncf
+        from ..job.calibrate import CALIBRATION_IMAGES, calibration as make_calibration
+
+        require_nncf()  # before any data is read
+        images = CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images
+        calibration = make_calibration(args.calibrate, args.weights, images=images)
     export_models(args.weights, args.format, args.out, dtype=args.dtype, batch_sizes=args.batch_sizes,
-                  force=args.force)
+                  force=args.force, int8=calibration)
 
 
 def _import_arguments(p: argparse.ArgumentParser) -> None:

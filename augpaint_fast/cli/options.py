@@ -73,8 +73,9 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine", "how the models run (`augpaint-fast info` lists the engines available here)")
     add_engine_flag(g)
     g.add_argument("--device", default=None, help="cpu (default), cuda or cuda:N")
-    g.add_argument("--dtype", default=None, choices=DTYPES,
-                   help="U-Net (and trt encoder) compute dtype (default float32; trt builds float16)")
+    g.add_argument("--dtype", default=None, choices=[*DTYPES, "int8"],
+                   help="U-Net (and trt encoder) compute dtype (default float32; trt builds float16; int8: openvino, "
+                        "after augpaint-fast export --int8)")
     g.add_argument("--autoencoder-dtype", default=None, choices=DTYPES,
                    help="torch: encoder/decoder compute dtype (default float32)")
     g.add_argument("--decoder-dtype", default=None, choices=DTYPES,

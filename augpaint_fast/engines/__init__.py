@@ -11,7 +11,8 @@ that says whether it can run here and, if not, what is missing and how to instal
   ``onnxruntime-gpu``).
 - ``trt``: TensorRT engines built from the ONNX export (``pip install 'augpaint-fast[trt]'``, NVIDIA GPU).
 - ``openvino``: OpenVINO on the CPU over the ONNX export, bf16 where the CPU has it
-  (``pip install 'augpaint-fast[openvino]'``).
+  (``pip install 'augpaint-fast[openvino]'``); ``dtype="int8"`` runs the int8 U-Net of ``export --int8``
+  (``export.int8``, ``pip install 'augpaint-fast[int8]'`` to make one).
 """
 from __future__ import annotations
 

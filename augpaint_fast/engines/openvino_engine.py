@@ -6,7 +6,9 @@ batch size.
 - Batch sizes: without ``batch_sizes`` each batch size met is compiled on first use (static shapes, no padding);
   with ``batch_sizes=(...)`` calls are padded up to the nearest listed size (``protocol.run_padded``).
 - Precision (``INFERENCE_PRECISION_HINT``): the U-Net runs in bf16 on CPUs with native bf16 dot products
-  (AVX512_BF16 or AMX, ``host.cpu().bf16``), f32 elsewhere; ``dtype`` overrides. Encoder and
+  (AVX512_BF16 or AMX, ``host.cpu().bf16``), f32 elsewhere; ``dtype`` overrides. ``dtype="int8"`` runs the
+  int8 U-Net written by ``augpaint-fast export --int8`` (``export.int8``: found in the export cache by the
+  weights' float32 export key; its non-quantized ops run in f32); it has no feature caching yet. Encoder and
   decoder run in f32 (``autoencoder_dtype``): the decoder's graph holds the codebook distance + ArgMin, and
   bf16 distances would pick different codes. OpenVINO's own default on bf16 CPUs is bf16, so f32 is always
   requested explicitly.
@@ -41,8 +43,23 @@ def default_dtype() -> str:
 
 def _precision(dtype: str, what: str) -> str:
     if dtype not in DTYPES or DTYPES[dtype] not in _OV_PRECISION:
-        raise AugPaintError(f"the openvino engine runs float32 or bfloat16 on the CPU; got {what} {dtype!r}")
+        raise AugPaintError(f"the openvino engine runs float32 or bfloat16 (and an int8 U-Net) on the CPU; got "
+                            f"{what} {dtype!r}")
     return _OV_PRECISION[DTYPES[dtype]]
+
+
+def _int8_unet(spec, export_dir: Path, log) -> Path:
+    """The int8 export of the U-Net ``spec`` in ``export_dir``, or one line saying how to make it."""
+    from augpaint_fast.export.int8 import describe, find_int8, require_nncf
+
+    path = find_int8(spec, export_dir)
+    if path is None:
+        require_nncf()  # without NNCF, say which extra makes one
+        raise AugPaintError(f"no int8 U-Net of these weights in {export_dir}: make one with augpaint-fast export "
+                            f"--int8 --calibrate DATA --weights WEIGHTS --out {export_dir}", param="dtype")
+    if log:
+        log(f"unet int8: {describe(path)}")
+    return path
 
 
 class _StaticModel:
@@ -124,7 +141,11 @@ class OpenVinoEngine:
             return {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": self.threads,
                     "PERFORMANCE_HINT": "LATENCY"}
 
-        unet_props = props(_precision(self.dtype, "dtype"))
+        int8 = self.dtype == "int8"
+        if int8 and self.cache_interval > 1:
+            raise AugPaintError("the int8 U-Net has no feature caching yet: use cache_interval 1, or dtype float32 "
+                                "or bfloat16 with caching", param="cache_interval")
+        unet_props = props("f32" if int8 else _precision(self.dtype, "dtype"))
         ae_props = props(_precision(autoencoder_dtype, "autoencoder_dtype"))
         specs = export_specs(autoencoder, unet, self.batch_sizes or (1,))
         names = ["encoder", "unet", "decoder"]
@@ -133,9 +154,10 @@ class OpenVinoEngine:
 
             specs.update(deep_cache_specs(unet, self.batch_sizes or (1,)))
             names += ["unet_full", "unet_shallow"]
+        int8_unet = _int8_unet(specs["unet"], export_dir, log) if int8 else None  # before anything is exported
         self.models = {}
         for name in names:
-            path = export_onnx(specs[name], export_dir, log=log)
+            path = int8_unet if name == "unet" and int8 else export_onnx(specs[name], export_dir, log=log)
             self.models[name] = _StaticModel(core, path, specs[name], unet_props if "unet" in name else ae_props,
                                              self.batch_sizes)
         self._cached = None

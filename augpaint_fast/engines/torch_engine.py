@@ -63,7 +63,8 @@ class TorchEngine:
                  flash_attention: bool | None = None, cache_interval: int = 1):
         self.device = host.resolve_device(device)
         if dtype not in DTYPES:
-            raise AugPaintError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16")
+            int8 = " (an int8 U-Net runs on the openvino engine)" if dtype == "int8" else ""
+            raise AugPaintError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16{int8}")
         self.dtype = DTYPES[dtype]
         if autoencoder_dtype not in DTYPES:
             raise AugPaintError(f"unknown autoencoder dtype {autoencoder_dtype!r}")
