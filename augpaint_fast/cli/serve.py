@@ -43,8 +43,11 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def _limit_arguments(b) -> None:
     b.add_argument("--batch-size", type=int, default=8, help="engine batch requests are packed into (default 8)")
     add_workers_option(b, "serve batches in parallel")
-    b.add_argument("--max-wait-ms", type=float, default=10.0,
-                   help="how long a batch waits to fill before it runs (default 10)")
+    # 100 ms, not 10: with several engines an idle one otherwise takes a part-filled batch as soon as it frees
+    # up (8 clients x 2 samples, 2 workers: batch fill 0.64 and 76% of offline at 10 ms, 1.00 and 109% at 100 ms,
+    # BENCHMARKS.md "Every core busy"), and 100 ms is small beside one 50-step batch (~1.5 s on 2 CPU cores)
+    b.add_argument("--max-wait-ms", type=float, default=100.0,
+                   help="how long a batch waits to fill before it runs (default 100)")
     b.add_argument("--max-queue", type=int, default=256,
                    help="samples that may wait; more is answered 429 (default 256)")
     b.add_argument("--max-n", type=int, default=64, help="samples one request may ask for (default 64)")
