@@ -202,7 +202,8 @@ def check_scheduler(cfg: dict[str, Any]) -> dict[str, Any]:
             "timestep_spacing": f"{cfg.get('timestep_spacing', 'leading')} in the file; AugPaint's own is used"}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """``path`` parsed as a JSON object, or one-line AugPaintError (the importers' config files)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -225,13 +226,13 @@ def read_pipeline(folder: Path):
     folder = Path(folder)
     if not (folder / "model_index.json").is_file():
         raise AugPaintError(f"{folder} is not a diffusers pipeline folder (no model_index.json)")
-    index = _read_json(folder / "model_index.json")
+    index = read_json_object(folder / "model_index.json")
     missing = [sub for sub in ("unet", "vqvae", "scheduler") if sub not in index or not (folder / sub).is_dir()]
     if missing:
         raise AugPaintError(f"{folder}: an LDMPipeline needs unet/, vqvae/ and scheduler/; {missing[0]}/ is missing "
                             f"(model_index.json names {', '.join(k for k in index if not k.startswith('_'))})")
     diffusers = optional_import("diffusers", extra="interop", feature="importing from diffusers")
-    scheduler = _read_json(folder / "scheduler" / "scheduler_config.json") \
+    scheduler = read_json_object(folder / "scheduler" / "scheduler_config.json") \
         if (folder / "scheduler" / "scheduler_config.json").is_file() else None
     if scheduler is None:
         raise AugPaintError(f"{folder / 'scheduler'} has no scheduler_config.json")

@@ -33,7 +33,6 @@ Conventions:
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from ..errors import AugPaintError
 from ..models.checkpoint import save_model
 from ..models.config import AutoencoderConfig, UNetConfig
 from ..models.foreign import CLASSES, ForeignAutoencoder, ForeignUNet, build_network
-from .diffusers_import import check_scheduler
+from .diffusers_import import check_scheduler, read_json_object
 
 SPEC = "networks.json"
 BUNDLE_CONFIG = "configs/inference.json"
@@ -55,16 +54,6 @@ SCHEDULES = {"linear_beta": "linear", "scaled_linear_beta": "scaled_linear"}  # 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AugPaintError(f"{path} is not readable JSON: {_one_line(exc)}") from None
-    if not isinstance(data, dict):
-        raise AugPaintError(f"{path} must hold a JSON object")
-    return data
 
 
 def _resolve(value: Any, config: dict[str, Any], where: str, depth: int = 0) -> Any:
@@ -94,7 +83,7 @@ def _downsampling(net: dict[str, Any]) -> int:
 def read_bundle(folder: Path) -> dict[str, Any]:
     """The ``networks.json`` settings of a MONAI bundle folder (module docstring)."""
     path = Path(folder) / BUNDLE_CONFIG
-    config = _json_object(path)
+    config = read_json_object(path)
     found: dict[str, list[tuple[str, str, dict]]] = {"unet": [], "autoencoder": [], "scheduler": []}
     for key, value in config.items():
         if isinstance(value, dict) and isinstance(value.get("_target_"), str):
@@ -124,7 +113,7 @@ def read_spec(folder: Path) -> dict[str, Any]:
     the keys the import needs (one-line AugPaintError otherwise)."""
     path = Path(folder) / SPEC
     if path.is_file():
-        spec = _json_object(path)
+        spec = read_json_object(path)
     elif (Path(folder) / BUNDLE_CONFIG).is_file():
         path = Path(folder) / BUNDLE_CONFIG
         spec = read_bundle(folder)
