@@ -16,11 +16,9 @@ def in_range(name: str, value: float, low: float | None = None, high: float | No
     """``low <= value <= high`` (either bound may be None), and finite: NaN and inf are refused."""
     if value is None:
         raise AugPaintError(f"{name} is required", param=name)
-    ok = math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
-    if not ok:
-        bounds = (f"between {low} and {high}" if low is not None and high is not None
-                  else f">= {low}" if low is not None else f"<= {high}" if high is not None else "finite")
-        raise AugPaintError(f"{name} must be {bounds}, got {value}", param=name)
+    bounds = (f"between {low} and {high}" if low is not None and high is not None
+              else f">= {low}" if low is not None else f"<= {high}" if high is not None else "finite")
+    _finite_and(name, value, (low is None or value >= low) and (high is None or value <= high), bounds)
 
 
 def input_folder(name: str, path: Path | str) -> Path:
@@ -59,6 +57,12 @@ def output_folder(name: str, path: Path | str) -> Path:
 
 
 def positive(name: str, value: float) -> None:
-    """``value > 0`` and finite (learning rates, epochs)."""
-    if value is None or not (math.isfinite(value) and value > 0):
-        raise AugPaintError(f"{name} must be a finite number > 0, got {value}", param=name)
+    """``value > 0`` and finite (learning rates, epochs); None is refused as not a number."""
+    _finite_and(name, value, value is not None and value > 0, "a finite number > 0")
+
+
+def _finite_and(name: str, value: float | None, ok: bool, what: str) -> None:
+    """Refuse ``value`` unless ``ok`` and finite (NaN fails every comparison; inf passes them, not this), in the
+    one shape of a number check: "NAME must be WHAT, got VALUE"."""
+    if not (ok and math.isfinite(value)):
+        raise AugPaintError(f"{name} must be {what}, got {value}", param=name)

@@ -128,7 +128,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
                cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)", not_run: str | None = None) -> None:
         sched = schedules.get(method)
         calls = sched.unet_calls if sched else s.steps
-        per_sample = _flops_per_sample(method, fl, calls, cache_interval)
+        per_sample = flops_per_sample(method, fl, calls, cache_interval)
         unet_flops = fl["pixel_unet"] if method.startswith("repaint_pixel") else fl["unet"]
         rec = {"config": label, "engine": engine, "options": options, "method": method, "batch_size": batch,
                "unet_calls": calls, "forward_jumps": sched.forward_jumps if sched else 0,
@@ -141,7 +141,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
                "executed_gflop_per_batch": batch * per_sample["executed"] / 1e9,
                "dtype": dtype, "cache_interval": cache_interval, "exact": cache_interval == 1,
                "noise": "philox" if method == "augpaint" else "torch.randn", "step_kernel": kernel,
-               "not_run": not_run, **common, **_speed(timing, batch, per_sample)}
+               "not_run": not_run, **common, **speed(timing, batch, per_sample)}
         records.append(rec)
         if timing is None:
             log(f"{label:>18} {method:>24} B={batch:<3} not run: {not_run}")
@@ -210,7 +210,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
                                           "command")},
                "dense_peak": peaks, "provenance": prov,
                "repeats": s.repeats, "flops_gflop": {k: v / 1e9 for k, v in fl.items()},
-               "flops_per_sample_augpaint": _flops_per_sample("augpaint", fl, s.steps, 1)["dense"],
+               "flops_per_sample_augpaint": flops_per_sample("augpaint", fl, s.steps, 1)["dense"],
                "expected_vs_repaint_latent": common["expected_vs_repaint_latent"], "params": work.params,
                "notes": notes, "quality_note": quality_note}
     return Result(records, summary)
@@ -234,9 +234,10 @@ def peak_summary(start: dict, end: dict, theoretical: dict | None) -> dict:
             "spread_pct": 100 * abs(start["gflops"] - end["gflops"]) / best["gflops"], "theoretical": theoretical}
 
 
-def _flops_per_sample(method: str, fl: dict, calls: int, cache_interval: int) -> dict:
+def flops_per_sample(method: str, fl: dict, calls: int, cache_interval: int) -> dict:
     """{"dense": every call a full U-Net call, "executed": as run (shallow calls of a cached configuration at
-    their own cost)} FLOPs per sample of ``method`` over ``calls`` U-Net calls."""
+    their own cost)} FLOPs per sample of ``method`` over ``calls`` U-Net calls. The one work accounting: the
+    micro-benchmarks (benchmarks/bench_methods.py) count with it too."""
     if method.startswith("repaint_pixel"):
         dense = executed = calls * fl["pixel_unet"]
     else:
@@ -248,11 +249,11 @@ def _flops_per_sample(method: str, fl: dict, calls: int, cache_interval: int) ->
 def _expected_ratio(fl: dict, steps: int, rp) -> float:
     """Latent RePaint's counted FLOPs over AugPaint's on the same U-Net: the speed-up the call counts predict
     (4.00 on ``small``, 3.91 on ``paper`` at 50 steps, jumps 10 x 5)."""
-    return _flops_per_sample("repaint_latent", fl, rp.unet_calls, 1)["dense"] / \
-        _flops_per_sample("augpaint", fl, steps, 1)["dense"]
+    return flops_per_sample("repaint_latent", fl, rp.unet_calls, 1)["dense"] / \
+        flops_per_sample("augpaint", fl, steps, 1)["dense"]
 
 
-def _speed(timing: Timing | None, batch: int, per_sample: dict) -> dict:
+def speed(timing: Timing | None, batch: int, per_sample: dict) -> dict:
     """Seconds (median, quartiles, range), samples/s (dense-equivalent: what the user gets), executed GFLOP/s
     (what the hardware did: the headline) and dense-equivalent GFLOP/s (what a cached configuration's samples
     would cost without caching) of one record; all None when it did not run."""

@@ -6,7 +6,6 @@ One server subprocess (token set, small limits so the tests reach them) serves t
 it with SIGKILL and starts another on the same port. Every count, wait and HTTP call is bounded; the servers
 are stopped by the fixture whatever happens.
 """
-import io
 import os
 import signal
 import socket
@@ -18,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.embed.service.test_app import _free_port, _wait_healthy
+from ._http import TIMEOUT, augment, encoded, free_port, phantom_upload, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +27,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_CONNECTIONS, HEADER_TIMEOUT_S = 4, 1.0
 BUDGET_MB = 100  # a 4096^2 one-colour grey pair is estimated at ~35 MiB: two fit at once
 RSS_BOUND_MB = 300  # six concurrent 4096^2 uploads may raise the server's peak RSS this much over its idle RSS
-TIMEOUT = 60.0
 
 
 class Served:
     """The server subprocess; ``restart`` starts a fresh one on the same port."""
 
     def __init__(self, weights):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [sys.executable, "-m", "augpaint_fast", "serve", "--weights", str(weights), "--port",
                     str(self.port), "--steps", "2", "--batch-size", "2", "--max-queue", "8", "--max-n", "4",
@@ -47,7 +44,7 @@ class Served:
 
     def start(self):
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait_healthy(self.url, self.proc)
+        wait_healthy(self.url, self.proc)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -74,21 +71,8 @@ def served(weights):
         server.stop()
 
 
-def _png(array) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _upload(phantom_data, i=0):
-    image = (phantom_data / "images" / f"phantom_{i:04d}.png").read_bytes()
-    label = (phantom_data / "labels" / f"phantom_{i:04d}.png").read_bytes()
-    return {"image": ("i.png", image, "image/png"), "label": ("l.png", label, "image/png")}
-
-
 def _post(url, files, query="", headers=AUTH, **fields):
-    return httpx.post(f"{url}/augment{query}", files=files, data={k: str(v) for k, v in fields.items()},
-                      headers=headers, timeout=TIMEOUT)
+    return augment(url, files, query, headers, **fields)
 
 
 def _health(url) -> int:
@@ -101,7 +85,7 @@ def test_idle_and_slow_head_sockets_neither_stall_the_service_nor_stay_open(serv
     try:
         t0 = time.monotonic()
         assert _health(served.url) == 200
-        r = _post(served.url, _upload(phantom_data), n=2, seed=1)
+        r = _post(served.url, phantom_upload(phantom_data), n=2, seed=1)
         assert r.status_code == 200 and len(r.json()["pairs"]) == 2, r.text
         assert time.monotonic() - t0 < TIMEOUT
         for s in socks:  # closed by the server once the head deadline passed
@@ -130,14 +114,14 @@ def test_bodies_that_stall_are_dropped_and_free_their_augment_slots(served, phan
     finally:
         for s in socks:
             s.close()
-    deadline = time.monotonic() + 10  # the app sees the disconnects and frees the slots
-    while (r := _post(served.url, _upload(phantom_data), n=1)).status_code == 429 and time.monotonic() < deadline:
+    deadline, files = time.monotonic() + 10, phantom_upload(phantom_data)  # the app frees the slots on disconnect
+    while (r := _post(served.url, files, n=1)).status_code == 429 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert r.status_code == 200, r.text
 
 
 def test_six_concurrent_4096_uploads_stay_within_the_memory_bound(served):
-    image, label = _png(np.full((4096, 4096), 90, np.uint8)), _png(np.ones((4096, 4096), np.uint8))
+    image, label = encoded(np.full((4096, 4096), 90, np.uint8)), encoded(np.ones((4096, 4096), np.uint8))
     files = {"image": ("big.png", image, "image/png"), "label": ("big-label.png", label, "image/png")}
     idle_rss_kb = served.memory_kb("VmRSS")
     with ThreadPoolExecutor(6) as pool:
@@ -157,21 +141,21 @@ def test_six_concurrent_4096_uploads_stay_within_the_memory_bound(served):
                                        'x"; filename="evil.sh', "../etc", ".hidden", "a" * 129, "a b"])
 def test_a_source_id_outside_the_allow_list_is_400_before_any_work(served, phantom_data, source_id):
     before = httpx.get(f"{served.url}/metrics", params={"format": "json"}, headers=AUTH, timeout=TIMEOUT).json()
-    r = _post(served.url, _upload(phantom_data), query="?format=zip", source_id=source_id, n=1)
+    r = _post(served.url, phantom_upload(phantom_data), query="?format=zip", source_id=source_id, n=1)
     assert r.status_code == 400 and "not usable as a file stem" in r.json()["detail"], r.text
     after = httpx.get(f"{served.url}/metrics", params={"format": "json"}, headers=AUTH, timeout=TIMEOUT).json()
     assert after["requests"]["submitted"] == before["requests"]["submitted"]  # nothing was generated
 
 
 def test_a_valid_source_id_names_the_zip_by_rfc_6266(served, phantom_data):
-    r = _post(served.url, _upload(phantom_data), query="?format=zip", source_id="case-01.v2_A", n=1)
+    r = _post(served.url, phantom_upload(phantom_data), query="?format=zip", source_id="case-01.v2_A", n=1)
     assert r.status_code == 200, r.text
     assert r.headers["content-disposition"] == \
         "attachment; filename=\"case-01.v2_A.zip\"; filename*=UTF-8''case-01.v2_A.zip"
 
 
 def test_overload_is_429_with_a_reason_and_health_answers_meanwhile(served, phantom_data):
-    files = _upload(phantom_data, 1)
+    files = phantom_upload(phantom_data, 1)
     with ThreadPoolExecutor(12) as pool:
         pending = [pool.submit(_post, served.url, files, n=4, seed=j) for j in range(12)]
         healths = [_health(served.url) for _ in range(3)]
@@ -193,7 +177,7 @@ def test_overload_is_429_with_a_reason_and_health_answers_meanwhile(served, phan
 def test_without_the_token_only_health_answers(served, phantom_data):
     for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
                     {"Authorization": f"Bearer {TOKEN}x"}):
-        r = _post(served.url, _upload(phantom_data), headers=headers, n=1)
+        r = _post(served.url, phantom_upload(phantom_data), headers=headers, n=1)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), (headers, r.text)
         assert httpx.get(f"{served.url}/metrics", headers=headers, timeout=TIMEOUT).status_code == 401
     for path in ("/docs", "/openapi.json"):  # off when a token is set
@@ -205,7 +189,7 @@ def test_without_the_token_only_health_answers(served, phantom_data):
 
 
 def test_kill_9_then_restart_serves_the_same_pairs(served, phantom_data):
-    before = _post(served.url, _upload(phantom_data, 2), n=2, seed=9, source_id="phantom_0002")
+    before = _post(served.url, phantom_upload(phantom_data, 2), n=2, seed=9, source_id="phantom_0002")
     assert before.status_code == 200
     served.proc.send_signal(signal.SIGKILL)
     served.proc.wait(30)
@@ -214,6 +198,6 @@ def test_kill_9_then_restart_serves_the_same_pairs(served, phantom_data):
     served.stop()
     served.start()  # same port, fresh process
     assert _health(served.url) == 200
-    after = _post(served.url, _upload(phantom_data, 2), n=2, seed=9, source_id="phantom_0002")
+    after = _post(served.url, phantom_upload(phantom_data, 2), n=2, seed=9, source_id="phantom_0002")
     assert after.status_code == 200
     assert [p["image_png"] for p in after.json()["pairs"]] == [p["image_png"] for p in before.json()["pairs"]]

@@ -1,15 +1,13 @@
 """The HTTP service, driven over real sockets on 127.0.0.1: `augpaint-fast serve` as a subprocess for the
-correctness and load tests, uvicorn in a thread (same app) for overload, cancellation and shutdown. Every loop
+correctness and load tests, its server in a thread (same app) for overload, cancellation and shutdown. Every loop
 is bounded in count and time."""
 import base64
 import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -17,43 +15,23 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
 from augpaint_fast.embed.api import from_pretrained
 from augpaint_fast.job.generate import SampleOptions, run_sampling
 from augpaint_fast.embed.service.app import Limits, create_app
 
+from ._http import TIMEOUT, ThreadServer, augment, encoded, free_port, phantom_upload, wait_healthy
+
 pytestmark = pytest.mark.slow
 
 STEPS, BATCH = 3, 4
-TIMEOUT = 60.0  # seconds any single HTTP call may take
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc=None, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not healthy within {seconds} s")
 
 
 @pytest.fixture(scope="module")
 def server(weights):
     """`augpaint-fast serve` on a free port: small limits so the tests can reach them."""
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "augpaint_fast", "serve", "--weights", str(weights), "--port", str(port),
            "--steps", str(STEPS), "--batch-size", str(BATCH), "--max-queue", "64", "--max-n", "8",
            "--max-upload-mb", "1", "--max-pixels", "1000000", "--log-level", "warning"]
@@ -61,7 +39,7 @@ def server(weights):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         yield url
     finally:
         proc.send_signal(signal.SIGINT)  # graceful shutdown, as Ctrl-C
@@ -73,18 +51,6 @@ def server(weights):
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err, err.decode()[-2000:]
     assert b"serving" in out
-
-
-def _files(phantom_data, i, **fields):
-    image = (phantom_data / "images" / f"phantom_{i:04d}.png").read_bytes()
-    label = (phantom_data / "labels" / f"phantom_{i:04d}.png").read_bytes()
-    return {"image": ("image.png", image, "image/png"), "label": ("label.png", label, "image/png")}, \
-        {k: str(v) for k, v in fields.items()}
-
-
-def _post(client, url, phantom_data, i, query="", **fields):
-    files, data = _files(phantom_data, i, **fields)
-    return client.post(f"{url}/augment{query}", files=files, data=data, timeout=TIMEOUT)
 
 
 def _png(b64: str) -> bytes:
@@ -106,14 +72,15 @@ def test_augment_returns_the_sampling_jobs_pairs(server, phantom_data, weights, 
     run_sampling(phantom_data, weights, tmp_path / "job", SampleOptions(n=3, steps=STEPS, batch_size=BATCH, seed=5),
                  progress=False)
     with httpx.Client() as client:
-        r = _post(client, server, phantom_data, 1, n=3, seed=5, source_id="phantom_0001")
+        r = augment(server, phantom_upload(phantom_data, 1), n=3, seed=5, source_id="phantom_0001", client=client)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["n"] == 3 and body["source_id"] == "phantom_0001" and body["image_size"] == 64
         for pair in body["pairs"]:
             assert _png(pair["image_png"]) == (tmp_path / "job" / "images" / f"{pair['name']}.png").read_bytes()
             assert _png(pair["label_png"]) == (tmp_path / "job" / "labels" / f"{pair['name']}.png").read_bytes()
-        z = _post(client, server, phantom_data, 1, query="?format=zip", n=2, seed=5, source_id="phantom_0001")
+        z = augment(server, phantom_upload(phantom_data, 1), query="?format=zip", n=2, seed=5,
+                    source_id="phantom_0001", client=client)
         assert z.status_code == 200 and z.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
             records = [json.loads(line) for line in zf.read("manifest.jsonl").decode().splitlines()]
@@ -128,7 +95,7 @@ def test_50_requests_from_8_clients_none_lost(server, phantom_data):
     def call(job):
         i, seed, n = job
         with httpx.Client() as client:
-            return job, _post(client, server, phantom_data, i, n=n, seed=seed)
+            return job, augment(server, phantom_upload(phantom_data, i), n=n, seed=seed, client=client)
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
@@ -151,14 +118,8 @@ def test_50_requests_from_8_clients_none_lost(server, phantom_data):
     assert after["queue_depth"] == 0
 
 
-def _png_bytes(array) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_malformed_and_oversized_uploads_are_4xx_with_a_reason(server, phantom_data):
-    files, _ = _files(phantom_data, 0)
+    files = phantom_upload(phantom_data, 0)
     image, label = files["image"][1], files["label"][1]
     lab = np.asarray(Image.open(io.BytesIO(label)))
     cases = {  # name: (files, fields, status, words in the detail)
@@ -166,19 +127,19 @@ def test_malformed_and_oversized_uploads_are_4xx_with_a_reason(server, phantom_d
         "truncated png": ({"image": ("x.png", image[: len(image) // 2]), "label": files["label"]}, {}, 400,
                           "corrupt or truncated"),
         "no label": ({"image": files["image"]}, {}, 422, "label"),
-        "size mismatch": ({"image": files["image"], "label": ("l.png", _png_bytes(lab[:32, :32]))}, {}, 400,
+        "size mismatch": ({"image": files["image"], "label": ("l.png", encoded(lab[:32, :32]))}, {}, 400,
                           "same size"),
-        "empty label": ({"image": files["image"], "label": ("l.png", _png_bytes(np.zeros_like(lab)))}, {}, 400,
+        "empty label": ({"image": files["image"], "label": ("l.png", encoded(np.zeros_like(lab)))}, {}, 400,
                         "no foreground"),
         "colour label": ({"image": files["image"],
-                          "label": ("l.png", _png_bytes(np.stack([lab * 40, lab, lab], -1).astype(np.uint8)))},
+                          "label": ("l.png", encoded(np.stack([lab * 40, lab, lab], -1).astype(np.uint8)))},
                          {}, 400, "colour image"),
         "n too large": (files, {"n": "9"}, 422, "less than or equal to 8"),
         "n zero": (files, {"n": "0"}, 422, "greater than or equal to 1"),
         "seed negative": (files, {"seed": "-1"}, 422, "greater than or equal to 0"),
         "seed not a number": (files, {"seed": "abc"}, 422, "integer"),
         "bad source id": (files, {"source_id": "../etc"}, 400, "not usable as a file stem"),
-        "too many pixels": ({"image": ("big.png", _png_bytes(np.zeros((1001, 1000), np.uint8))),
+        "too many pixels": ({"image": ("big.png", encoded(np.zeros((1001, 1000), np.uint8))),
                              "label": files["label"]}, {}, 413, "more than the limit of 1000000"),
         "body too large": ({"image": ("big.bin", os.urandom(1_100_000)), "label": files["label"]}, {}, 413,
                            "exceeds the limit of 1048576 bytes"),
@@ -205,37 +166,12 @@ def test_malformed_and_oversized_uploads_are_4xx_with_a_reason(server, phantom_d
         assert client.get(f"{server}/health", timeout=TIMEOUT).status_code == 200  # still serving
 
 
-class ThreadServer:
-    """uvicorn serving an app from a thread of this process (real socket, real HTTP)."""
-
-    def __init__(self, app):
-        self.url_port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.url_port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.url_port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 def test_overload_is_answered_429_and_nothing_is_lost(weights, phantom_data):
     aug = from_pretrained(weights, steps=20, batch_size=2, max_queue=4, max_wait_ms=0)
     with ThreadServer(create_app(aug, Limits(max_n=4))) as srv:
         def call(j):
             with httpx.Client() as client:
-                return _post(client, srv.url, phantom_data, j % 3, n=4, seed=j)
+                return augment(srv.url, phantom_upload(phantom_data, j % 3), n=4, seed=j, client=client)
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(call, range(16), timeout=600))
@@ -252,13 +188,13 @@ def test_a_client_that_disconnects_has_its_request_cancelled_and_shutdown_answer
     aug = from_pretrained(weights, steps=50, batch_size=2, max_wait_ms=0)
     with ThreadServer(create_app(aug)) as srv:
         with httpx.Client() as client, pytest.raises(httpx.ReadTimeout):
-            files, data = _files(phantom_data, 0, n=16)  # 8 batches of 50 steps: still running when it leaves
-            client.post(f"{srv.url}/augment", files=files, data=data, timeout=httpx.Timeout(60, read=0.05))
+            client.post(f"{srv.url}/augment", files=phantom_upload(phantom_data, 0), data={"n": "16"},
+                        timeout=httpx.Timeout(60, read=0.05))  # 8 batches of 50 steps: still running when it leaves
         deadline = time.monotonic() + 30
         while aug.stats()["requests"]["cancelled"] < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert aug.stats()["requests"]["cancelled"] == 1
         aug.close()  # as on shutdown: the batcher stops taking requests
         assert httpx.get(f"{srv.url}/health", timeout=TIMEOUT).status_code == 503
-        r = _post(httpx.Client(), srv.url, phantom_data, 0)
+        r = augment(srv.url, phantom_upload(phantom_data, 0), client=httpx.Client())
         assert r.status_code == 503 and "shutting down" in r.json()["detail"]

@@ -1,14 +1,11 @@
 """The service's defences, in process: reduced decoding of large uploads, the default pixel limit, the memory
 estimate, RFC 6266 names, the token and loopback rules of `serve`, per-app metrics registries and the documented
 flags. The over-the-wire abuse is tests/embed/service/test_abuse.py."""
-import io
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
 from augpaint_fast.embed.api import from_pretrained
 from augpaint_fast.cli.main import main
@@ -16,30 +13,23 @@ from augpaint_fast.data.imageio import decode_image, decode_label, read_image
 from augpaint_fast.errors import AugPaintError
 from augpaint_fast.embed.service.app import Limits, attachment, create_app, estimated_bytes
 from augpaint_fast.embed.service.command import is_loopback, read_token
-from augpaint_fast.embed.service.server import build_server
 
-TIMEOUT = 60.0
-
-
-def _encoded(array, fmt="PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format=fmt, **kw)
-    return buf.getvalue()
+from ._http import TIMEOUT, ThreadServer, encoded
 
 
 def test_a_large_upload_is_reduced_while_decoding_and_a_small_one_is_decoded_as_the_job_reads_it(tmp_path):
     rng = np.random.default_rng(0)
     big = rng.integers(0, 256, (600, 1030), np.uint8)
-    assert decode_image(_encoded(big), min_side=128).shape == (3, 150, 258)  # factor 600 // 128 = 4
-    jpeg = _encoded(np.stack([big] * 3, -1)[:, :1024], "JPEG", quality=90)
+    assert decode_image(encoded(big), min_side=128).shape == (3, 150, 258)  # factor 600 // 128 = 4
+    jpeg = encoded(np.stack([big] * 3, -1)[:, :1024], "JPEG", quality=90)
     assert decode_image(jpeg, min_side=64).shape == (3, 75, 128)  # factor 8 from Image.draft, no reduce left
     label = np.zeros((600, 1030), np.uint8)
     label[100:300, 200:500] = 2
-    small = decode_label(_encoded(label), size=(150, 258))
+    small = decode_label(encoded(label), size=(150, 258))
     assert small.shape == (150, 258) and set(np.unique(small)) == {0, 2}  # nearest: no blended class values
     little = rng.integers(0, 256, (200, 255), np.uint8)  # short side < 2 x 128: not reduced, read as the job does
-    (tmp_path / "x.png").write_bytes(_encoded(little))
-    assert np.array_equal(decode_image(_encoded(little), min_side=128), read_image(tmp_path / "x.png"))
+    (tmp_path / "x.png").write_bytes(encoded(little))
+    assert np.array_equal(decode_image(encoded(little), min_side=128), read_image(tmp_path / "x.png"))
 
 
 def test_the_memory_estimate_counts_the_decoded_pixels_not_the_upload():
@@ -77,33 +67,6 @@ def test_serve_help_documents_the_token_timeouts_and_memory_budget(capsys):
         assert words in text, words
 
 
-class _Thread:
-    """The service app under :func:`build_server` in a thread of this process (real socket)."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = build_server(app, "127.0.0.1", self.port, header_timeout=1.0, log_level="warning")
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def aug(weights):
     with from_pretrained(weights, steps=2, batch_size=2) as a:
@@ -112,9 +75,9 @@ def aug(weights):
 
 def test_by_default_an_upload_over_8x_the_models_pixels_is_413_from_its_header(aug, phantom_data):
     app = create_app(aug)
-    big = _encoded(np.full((4096, 4096), 7, np.uint8))
+    big = encoded(np.full((4096, 4096), 7, np.uint8))
     label = (Path(phantom_data) / "labels" / "phantom_0000.png").read_bytes()
-    with _Thread(app) as srv:
+    with ThreadServer(app) as srv:
         r = httpx.post(f"{srv.url}/augment", files={"image": ("b.png", big), "label": ("l.png", label)},
                        timeout=TIMEOUT)
         assert r.status_code == 413 and "more than the limit of 32768" in r.json()["detail"], r.text
@@ -122,7 +85,7 @@ def test_by_default_an_upload_over_8x_the_models_pixels_is_413_from_its_header(a
         assert 'augpaint_refusals_total{reason="too_many_pixels"} 1.0' in text
         assert httpx.get(f"{srv.url}/docs", timeout=TIMEOUT).status_code == 200  # no token: docs on
     other = create_app(aug, Limits(), token="another-app-token-0123", docs=True)  # own registry: no clash
-    with _Thread(other) as srv:
+    with ThreadServer(other) as srv:
         assert httpx.get(f"{srv.url}/docs", timeout=TIMEOUT).status_code == 200  # docs=True and public
         assert httpx.get(f"{srv.url}/metrics", timeout=TIMEOUT).status_code == 401
         text = httpx.get(f"{srv.url}/metrics", timeout=TIMEOUT,

@@ -9,7 +9,7 @@ import pytest
 from augpaint_fast.embed.api import from_pretrained
 from augpaint_fast.embed.service.app import create_app
 
-from .test_app import TIMEOUT, ThreadServer, _post
+from ._http import TIMEOUT, ThreadServer, augment, phantom_upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # starts worker processes
 
@@ -23,7 +23,7 @@ def _serve_concurrently(weights, phantom_data, workers: int) -> tuple[dict, dict
         def call(job):
             i, seed, n = job
             with httpx.Client() as client:
-                return job, _post(client, srv.url, phantom_data, i, n=n, seed=seed)
+                return job, augment(srv.url, phantom_upload(phantom_data, i), n=n, seed=seed, client=client)
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(call, JOBS, timeout=600))
