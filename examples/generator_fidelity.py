@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from augpaint_fast.atomic import atomic_write
 from augpaint_fast.data import load_training_images
 from augpaint_fast.data.fidelity import (FEATURE_SIZE, feature_images, histogram_features, median_bandwidth,
                                          mmd2, pixel_features, real_halves_mmd2, source_rows, summarise)
@@ -117,7 +118,7 @@ def measure(run: Path, method: str = "augpaint") -> dict:
     opts = json.loads((run / "pipeline.json").read_text(encoding="utf-8"))
     gen = generator(run, opts)
     fid = fidelity(run, opts, method, gen["ldm_mtime"]) if gen["ready"] else None
-    return {"run": str(run), "labelled": opts["labelled"], "generator": gen, "fidelity": fid,
+    return {"run": str(run), "data": opts["data"], "labelled": opts["labelled"], "generator": gen, "fidelity": fid,
             "dice": dice_differences(run, opts, method, gen["ldm_mtime"]) if gen["ready"] else None}
 
 
@@ -126,7 +127,7 @@ def _num(value, fmt: str) -> str:
 
 
 def _mmd_cell(m: dict) -> str:
-    return f"{m['generated']:.3f} ({m['sources']:.3f} / {m['real_halves']:.3f})"
+    return f"{m['generated']:.3f} ({_num(m['sources'], '.3f')} / {m['real_halves']:.3f})"
 
 
 def header(counts: list[int], method: str) -> str:
@@ -152,37 +153,48 @@ def row(m: dict, counts: list[int]) -> str:
 
 
 def plot(measures: list[dict], counts: list[int], path: Path) -> None:
-    """Fidelity (dB, left) and the Dice difference with its interval (right) against AE + LDM steps."""
+    """Fidelity (dB, left, dashed) and the Dice difference with its interval (right, solid) against AE + LDM
+    steps; one set of lines per dataset (runs of different datasets do not share a curve)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ms = sorted(measures, key=lambda m: m["generator"]["ae_steps"] + m["generator"]["ldm_steps"])
-    x = [m["generator"]["ae_steps"] + m["generator"]["ldm_steps"] for m in ms]
-    fig, left = plt.subplots(figsize=(7, 4.2))
-    for key, name, get in (("ae", "AE held-out PSNR", lambda m: m["generator"]["ae_psnr"]),
-                           ("known", "known-region PSNR", lambda m: m["fidelity"] and m["fidelity"]["psnr_inside"])):
-        y = [get(m) if get(m) is not None else np.nan for m in ms]
-        left.plot(x, y, "s--", label=name)
-    left.set_xscale("log")
-    left.set_xlabel("generator training: AE + LDM steps")
-    left.set_ylabel("fidelity, dB")
+    def compute(m):
+        return m["generator"]["ae_steps"] + m["generator"]["ldm_steps"]
+
+    fig, left = plt.subplots(figsize=(7.5, 4.5))
     right = left.twinx()
-    for i, k in enumerate(counts):
-        pts = [(xx * (1 + 0.03 * i), m["dice"][k]["diff"]) for xx, m in zip(x, ms) if m["dice"] and k in m["dice"]]
-        if pts:
-            xs, ds = zip(*pts)
-            yerr = [[d.mean - d.low if d.low is not None else 0 for d in ds],
-                    [d.high - d.mean if d.high is not None else 0 for d in ds]]
-            right.errorbar(xs, [d.mean for d in ds], yerr=yerr, marker="o", capsize=3, label=f"Dice diff, {k} labelled")
+    datasets = sorted({m["data"] for m in measures})
+    for marker, data in zip("osD^v", datasets):
+        ms = sorted((m for m in measures if m["data"] == data), key=compute)
+        x = [compute(m) for m in ms]
+        tag = f", {Path(data).parent.name}/{Path(data).name}" if len(datasets) > 1 else ""
+        for colour, name, get in (("tab:green", "AE held-out PSNR", lambda m: m["generator"]["ae_psnr"]),
+                                  ("tab:purple", "known-region PSNR",
+                                   lambda m: m["fidelity"]["psnr_inside"] if m["fidelity"] else None)):
+            left.plot(x, [np.nan if get(m) is None else get(m) for m in ms], "--", marker=marker, color=colour,
+                      label=name + tag)
+        for i, k in enumerate(counts):
+            pts = [(xx * (1 + 0.03 * i), m["dice"][k]["diff"]) for xx, m in zip(x, ms) if m["dice"] and k in m["dice"]]
+            if pts:
+                xs, ds = zip(*pts)
+                yerr = [[0 if d.low is None else d.mean - d.low for d in ds],
+                        [0 if d.high is None else d.high - d.mean for d in ds]]
+                right.errorbar(xs, [d.mean for d in ds], yerr=yerr, marker=marker, capsize=3, color=f"C{i}",
+                               label=f"Dice difference, {k} labelled" + tag)
+    ticks = sorted({compute(m) for m in measures})
+    left.set_xscale("log")
+    left.set_xticks(ticks, [str(t) for t in ticks])
+    left.minorticks_off()
+    left.set_xlabel("generator training: AE + LDM optimizer steps")
+    left.set_ylabel("fidelity, dB (dashed)")
     right.axhline(0, color="grey", lw=0.8)
-    right.set_ylabel("AugPaint − best baseline, Dice points (95% CI)")
-    handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
-    labels = [lab for ax in (left, right) for lab in ax.get_legend_handles_labels()[1]]
-    left.legend(handles, labels, fontsize=8, loc="best")
+    right.set_ylabel("AugPaint − best baseline, Dice points, 95% CI (solid)")
+    handles, labels = (sum(pair, []) for pair in zip(*(ax.get_legend_handles_labels() for ax in (left, right))))
+    left.legend(handles, labels, fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
 

@@ -55,20 +55,25 @@ def psnr(mse: float, peak: float = 255.0) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
 
 
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
 def compare_to_source(source: np.ndarray, known: np.ndarray, samples: np.ndarray) -> dict:
     """The measures of one source (module docstring): ``source`` uint8 ``[3, H, W]``, ``known`` bool ``[H, W]``
-    (non-empty), ``samples`` uint8 ``[N, 3, H, W]``. ``*_outside`` are None when the known region is everything."""
+    (non-empty), ``samples`` uint8 ``[N, 3, H, W]``. ``*_outside`` are None when the known region is everything,
+    a detail ratio is None where the source is flat (no detail to keep)."""
     src, gen = grey(source), grey(samples)
     diff = np.abs(gen - src)
     src_detail, gen_detail = detail(src), np.mean([detail(x) for x in gen], axis=0)
     err = (samples.astype(np.float64) - source.astype(np.float64))[:, :, known]
     out = {"samples": len(samples), "mad_inside": diff[:, known].mean(),
-           "detail_inside": gen_detail[known].mean() / src_detail[known].mean(),
+           "detail_inside": _ratio(gen_detail[known].mean(), src_detail[known].mean()),
            "sse_inside": float(np.square(err).sum()), "n_inside": err.size,
            "mad_outside": None, "diversity_outside": None, "detail_outside": None}
     if (~known).any():
         out.update(mad_outside=diff[:, ~known].mean(), diversity_outside=gen[:, ~known].std(axis=0).mean(),
-                   detail_outside=gen_detail[~known].mean() / src_detail[~known].mean())
+                   detail_outside=_ratio(gen_detail[~known].mean(), src_detail[~known].mean()))
     return out
 
 
