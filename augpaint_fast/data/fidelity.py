@@ -10,14 +10,15 @@ sampled). Per source, :func:`compare_to_source` measures, in 8-bit levels (0-255
 - ``detail_inside`` / ``detail_outside``: the samples' mean |Laplacian| as a fraction of the source's (grey;
   1 = as sharp as the source, the autoencoder's round trip lowers it);
 - ``sse_inside`` / ``n_inside``: squared RGB error summed over the known pixels and channels of all samples, so
-  :func:`summarise` can give the known-region PSNR of the pooled error, ``10 log10(255^2 / MSE)``.
+  :func:`summarise` can give the known-region PSNR of the pooled error, ``10 log10(255^2 / MSE)`` (finite even
+  with ``--paste-back``: its feathered edge blends the sample into the source).
 
 Against the real images (:func:`mmd2`): the unbiased estimate of the squared maximum mean discrepancy with an
 RBF kernel ``exp(-|x - y|^2 / h)``, in a feature space that depends only on the images: every image resized
 to 64x64 (:data:`FEATURE_SIZE`), then :func:`pixel_features` (32x32 RGB, each channel standardised by the
 reference images' mean and std) or :func:`histogram_features` (per-channel colour histograms and a histogram
-of grey |Laplacian|, square-rooted so Euclidean distance is the Hellinger distance; it sees blur that a 32x32
-thumbnail averages away). The bandwidth ``h`` is the median squared distance between the reference (real)
+of grey |Laplacian|, each square-rooted, so the Euclidean distance sums Hellinger distances; it sees blur that
+a 32x32 thumbnail averages away). The bandwidth ``h`` is the median squared distance between the reference (real)
 images, fixed per dataset so values from different runs compare. MONAI's ``MMDMetric`` is not used: its
 kernel is linear, so it only compares the two sets' mean images. The estimate is ~0 for two samples of one
 distribution (it can be slightly negative); :func:`real_halves_mmd2` gives that noise level for the real set.
