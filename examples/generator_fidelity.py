@@ -53,6 +53,10 @@ histograms), for the samples, then (in brackets) for the labelled sources alone 
 real set (the noise floor). Dice: the method minus the best non-generative baseline, points, mean over splits
 [95% paired t interval], from the run's results.json."""
 
+# Pipeline options that put runs on different curves of the figure: the data and how samples are made and used.
+CURVE = ("data", "mask", "margin", "paste_back", "n", "steps", "keep", "per_source_filter", "real_repeat",
+         "online_aug")
+
 
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -120,7 +124,8 @@ def measure(run: Path, method: str = "augpaint") -> dict:
     opts = json.loads((run / "pipeline.json").read_text(encoding="utf-8"))
     gen = generator(run, opts)
     fid = fidelity(run, opts, method, gen["ldm_mtime"]) if gen["ready"] else None
-    return {"run": str(run), "data": opts["data"], "labelled": opts["labelled"], "generator": gen, "fidelity": fid,
+    return {"run": str(run), "curve": {k: opts.get(k) for k in CURVE}, "labelled": opts["labelled"],
+            "generator": gen, "fidelity": fid,
             "dice": dice_differences(run, opts, method, gen["ldm_mtime"]) if gen["ready"] else None}
 
 
@@ -154,9 +159,19 @@ def row(m: dict, counts: list[int]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _curve_tags(measures: list[dict]) -> list[str]:
+    """Per measure, its curve's name: the :data:`CURVE` options that differ between the runs drawn."""
+    varying = [k for k in CURVE if len({json.dumps(m["curve"][k]) for m in measures}) > 1]
+
+    def show(key, value):
+        return f"{Path(value).parent.name}/{Path(value).name}" if key == "data" else f"{key}={value}"
+
+    return [", ".join(show(k, m["curve"][k]) for k in varying) for m in measures]
+
+
 def plot(measures: list[dict], counts: list[int], path: Path) -> None:
     """Fidelity (dB, left, dashed) and the Dice difference with its interval (right, solid) against AE + LDM
-    steps; one set of lines per dataset (runs of different datasets do not share a curve)."""
+    steps; one curve per dataset and sampling setup (:data:`CURVE`), so only training length varies along it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,26 +180,28 @@ def plot(measures: list[dict], counts: list[int], path: Path) -> None:
     def compute(m):
         return m["generator"]["ae_steps"] + m["generator"]["ldm_steps"]
 
-    fig, left = plt.subplots(figsize=(7.5, 4.5))
+    fig, left = plt.subplots(figsize=(7.5, 5.5))
     right = left.twinx()
-    datasets = sorted({m["data"] for m in measures})
-    for marker, data in zip("osD^v", datasets):
-        ms = sorted((m for m in measures if m["data"] == data), key=compute)
+    tags = _curve_tags(measures)
+    for c, (marker, tag) in enumerate(zip("osD^v<>", sorted(set(tags)))):
+        ms = sorted((m for m, t in zip(measures, tags) if t == tag), key=compute)
         x = [compute(m) for m in ms]
-        tag = f", {Path(data).parent.name}/{Path(data).name}" if len(datasets) > 1 else ""
+        suffix = f" ({tag})" if tag else ""
         for colour, name, get in (("tab:green", "AE held-out PSNR", lambda m: m["generator"]["ae_psnr"]),
                                   ("tab:purple", "known-region PSNR",
                                    lambda m: m["fidelity"]["psnr_inside"] if m["fidelity"] else None)):
-            left.plot(x, [np.nan if get(m) is None else get(m) for m in ms], "--", marker=marker, color=colour,
-                      label=name + tag)
+            y = [np.nan if get(m) is None else get(m) for m in ms]
+            if not np.isnan(y).all():
+                left.plot(x, y, "--", marker=marker, color=colour, label=name + suffix)
         for i, k in enumerate(counts):
-            pts = [(xx * (1 + 0.03 * i), m["dice"][k]["diff"]) for xx, m in zip(x, ms) if m["dice"] and k in m["dice"]]
+            shift = 1 + 0.025 * (i + len(counts) * c)  # side by side where runs share a compute
+            pts = [(xx * shift, m["dice"][k]["diff"]) for xx, m in zip(x, ms) if m["dice"] and k in m["dice"]]
             if pts:
                 xs, ds = zip(*pts)
                 yerr = [[0 if d.low is None else d.mean - d.low for d in ds],
                         [0 if d.high is None else d.high - d.mean for d in ds]]
                 right.errorbar(xs, [d.mean for d in ds], yerr=yerr, marker=marker, capsize=3, color=f"C{i}",
-                               label=f"Dice difference, {k} labelled" + tag)
+                               label=f"Dice difference, {k} labelled{suffix}")
     ticks = sorted({compute(m) for m in measures})
     left.set_xscale("log")
     left.set_xticks(ticks, [str(t) for t in ticks])
@@ -194,8 +211,8 @@ def plot(measures: list[dict], counts: list[int], path: Path) -> None:
     right.axhline(0, color="grey", lw=0.8)
     right.set_ylabel("AugPaint − best baseline, Dice points, 95% CI (solid)")
     handles, labels = (sum(pair, []) for pair in zip(*(ax.get_legend_handles_labels() for ax in (left, right))))
-    left.legend(handles, labels, fontsize=7, loc="best")
-    fig.tight_layout()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.06 + 0.022 * ((len(labels) + 1) // 2), 1, 1))
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
