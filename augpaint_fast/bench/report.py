@@ -17,6 +17,10 @@ def _f(value, fmt: str) -> str:
     return "-" if value is None else f"{value:{fmt}}"
 
 
+def _percent(fraction) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def _ratio(value) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -110,7 +114,7 @@ def _row(r: dict) -> str:
     return head + (
         f"{r['seconds_per_batch']:.3f} ({r['seconds_q1']:.3f}-{r['seconds_q3']:.3f}) | "
         f"{r['samples_per_s']:.3f} | {8 / r['samples_per_s']:.2f} | {r['unet_calls']} ({r['timed_calls']}) | "
-        f"{r['gflop_per_call']:.1f} | {r['achieved_gflops']:.1f} | {100 * r['fraction_of_peak']:.1f}% | "
+        f"{r['gflop_per_call']:.1f} | {r['achieved_gflops']:.1f} | {_percent(r['fraction_of_peak'])} | "
         f"{_ratio(r['speedup_vs_eager'])} | {_ratio(r['speedup_vs_repaint_latent'])}"
         + (f" (exp. {expected:.2f}x)" if expected and r['speedup_vs_repaint_latent'] else "") + " | "
         f"{_ratio(r['speedup_vs_repaint_pixel'])} | {_ratio(r['speedup_vs_repaint_pixel_published'])} | "

@@ -99,7 +99,7 @@ def worker_count(cfg: BenchConfig, device: str) -> int:
     return default_workers(device) if cfg.workers == WORKERS_PER_CORE else cfg.workers
 
 
-def _measure_workers(cfg: BenchConfig, options: dict, s: Settings, timed: int, inputs: dict, record, bar) -> None:
+def _measure_workers(cfg: BenchConfig, options: dict, s: Settings, timed: int, record, bar) -> None:
     """Time a workers row at every batch size (``bench.workers``: AugPaint only, no RePaint) and record it."""
     from .workers import WorkerPool
 
@@ -145,7 +145,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     quality_set = _quality_set(s) if s.quality else None  # a bad --weights fails now, not after the timing
 
     machine, vers = machine_info(device), versions()
-    dtypes = ["float32"] + sorted({c.dtype for c in configs} - {"float32"})
+    dtypes = ["float32"] + sorted({c.dtype for c in configs if c.dtype in DTYPES} - {"float32"})  # int8: no probe
     start = _probe_peaks(dtypes, device, s.peak_repeats, "start", log)
     bandwidth = memory_bandwidth_gbs(device)
     log(f"copy bandwidth: {bandwidth:.1f} GB/s")
@@ -209,7 +209,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
             if cfg.dtype == "int8":
                 prepare_int8(work.autoencoder, work.unet, options, calibration, log)
             if cfg.workers:
-                _measure_workers(cfg, options, s, timed, inputs, record, bar)
+                _measure_workers(cfg, options, s, timed, record, bar)
             else:
                 engine = create_engine(cfg.engine, work.autoencoder, work.unet, **options)
         except AugPaintError as exc:
@@ -245,7 +245,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
              for dt in dtypes}
     prov = provenance(load_before, load_average())
     for r in records:
-        r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks[r["dtype"]]))
+        r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks.get(r["dtype"])))
     _fill_ratios(records)
 
     quality_note = "not measured (--no-quality)"
@@ -314,10 +314,11 @@ def _speed(timing: Timing | None, batch: int, per_sample: dict) -> dict:
                            batch / timing.median, per_s * per_sample["executed"], per_s * per_sample["dense"])))
 
 
-def fractions_of_peak(record: dict, peak: dict) -> dict:
+def fractions_of_peak(record: dict, peak: dict | None) -> dict:
     """The record's executed GFLOP/s as a fraction of the measured peak (``peak_summary``) and of the
-    theoretical one (None where unknown); both None when it did not run."""
-    if record["achieved_gflops"] is None:
+    theoretical one (None where unknown); both None when it did not run or its dtype has no peak probe
+    (``peak`` None: int8)."""
+    if record["achieved_gflops"] is None or peak is None:
         return {"fraction_of_peak": None, "fraction_of_theoretical_peak": None}
     theoretical = (peak["theoretical"] or {}).get("gflops")
     return {"fraction_of_peak": record["achieved_gflops"] / peak["gflops"],
