@@ -14,16 +14,17 @@ def export_models(weights: Path, fmt: str, out: Path, *, dtype: str = "float16",
                   int8: Calibration | None = None) -> None:
     """Export ``weights`` to ONNX (``fmt="onnx"``) or also build TensorRT plans (``"trt"``, encoder and U-Net in
     ``dtype``, the decoder in float32) into the cache folder ``out``, for ``batch_sizes`` (default 1 2 4 8 16);
-    with ``int8`` (ONNX only), also the int8 U-Net calibrated on it (``export.int8``).
+    with ``int8`` (ONNX only), also the int8 U-Net and its two graphs of feature caching, calibrated on it
+    (``export.int8``).
     Every argument and the weights are checked first: nothing is written before the checks pass."""
     from augpaint_fast.models.checkpoint import load_weights_folder
     from augpaint_fast.checks import in_range, input_folder, output_folder
     from augpaint_fast.errors import AugPaintError
     from augpaint_fast.host import optional_import
 
-    from .int8 import quantize_int8, require_nncf
-    from .onnx_export import export_all
-    from .specs import DEFAULT_BATCH_SIZES, export_specs
+    from .int8 import quantize_unet_graphs, require_nncf
+    from .onnx_export import export_all, export_onnx
+    from .specs import DEFAULT_BATCH_SIZES, deep_cache_specs, export_specs
 
     input_folder("weights", weights)
     output_folder("out", out)
@@ -45,8 +46,10 @@ def export_models(weights: Path, fmt: str, out: Path, *, dtype: str = "float16",
     autoencoder, _, unet, _ = load_weights_folder(weights)
     paths = export_all(autoencoder, unet, out, force=force, log=print, batch_sizes=sizes)
     if int8 is not None:
-        quantize_int8(export_specs(autoencoder, unet, sizes)["unet"], paths["unet"], out, int8, force=force,
-                      log=print)
+        specs = {**export_specs(autoencoder, unet, sizes), **deep_cache_specs(unet, sizes)}
+        for name in ("unet_full", "unet_shallow"):
+            paths[name] = export_onnx(specs[name], out, force=force, log=print)
+        quantize_unet_graphs(specs, paths, out, int8, force=force, log=print)
     if fmt == "trt":
         from .trt_build import build_engine
 

@@ -1,23 +1,24 @@
 """int8 U-Net: post-training quantization of the ONNX export with NNCF, calibrated on sampling trajectories, cached.
 
-- What: the ``unet`` export only. NNCF's ONNX backend inserts QuantizeLinear/DequantizeLinear pairs (int8
-  weights per channel, int8 activations, asymmetric where NNCF's MIXED preset puts them, ``FLOAT_LAYERS`` kept in
-  float32); OpenVINO reads the QDQ graph and runs its convolutions and
-  matrix products in int8 (``engines.openvino_engine``, ``dtype="int8"``). The encoder runs once per source and
-  the decoder once per sample (against ``steps`` U-Net calls), and the decoder's codebook ArgMin must see exact
-  distances: both stay float32. ONNX Runtime's static quantization of the same graph measured no faster than
-  float32 on an AVX2 CPU without VNNI, so the onnx engine has no int8 path.
+- What: the U-Net graphs only (``INT8_GRAPHS``: ``unet``, and ``unet_full`` / ``unet_shallow`` of feature
+  caching). NNCF's ONNX backend inserts QuantizeLinear/DequantizeLinear pairs as the ``Recipe`` says (int8
+  weights per channel, int8 activations, asymmetric where NNCF's MIXED preset puts them, ``FLOAT_LAYERS`` kept
+  in float32); OpenVINO reads the QDQ graph and runs its convolutions and matrix products in int8
+  (``engines.openvino_engine``, ``dtype="int8"``). The encoder runs once per source and the decoder once per
+  sample (against ``steps`` U-Net calls), and the decoder's codebook ArgMin must see exact distances: both stay
+  float32. ONNX Runtime's static quantization of the same graph measured no faster than float32 on an AVX2 CPU
+  without VNNI, so the onnx engine has no int8 path. The levers tried on the recipe: docs/int8.md.
 - Calibration (``Calibration``): the U-Net's inputs recorded from real sampling runs (``job.calibrate``), at
   every timestep of the schedule; ``record`` runs only on a cache miss.
-- Cache: ``<out>/unet-int8-<key16>.onnx`` plus its sidecar (``export.cache``). The key hashes the float32
-  export's key (weights, config, exporter, torch), the calibration's fingerprint (data digest and settings)
-  and the quantizer (NNCF version, preset, subset size): the same inputs are a hit and write nothing. The
-  sidecar records the float32 key, so an engine finds the int8 export of its weights (``find_int8``).
+- Cache: ``<out>/<graph>-int8-<key16>.onnx`` plus its sidecar (``export.cache``). The key hashes the float32
+  export's key (weights, config, exporter, torch), the calibration's fingerprint (data digest and settings),
+  the NNCF version and the recipe: the same inputs are a hit and write nothing. The sidecar records the float32
+  key, so an engine finds the int8 export of its weights (``find_int8``).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,13 +28,17 @@ from . import cache
 from .onnx_export import onnx_key
 from .specs import ExportSpec
 
-# Bump when the quantization recipe changes what it writes.
+# Bump when the quantization code changes what it writes for the same recipe.
 QUANTIZER_VERSION = "nncf-onnx-qdq-2"
 # Node-name patterns kept in float32: the timestep embedding and its per-block projections (tiny [B, d] products
 # whose error reaches every block), the first and the last convolution (eps itself). Keeping them halved the
 # int8 U-Net's error on held-out trajectories of the tiny weights (max rel diff 0.46 -> 0.18, mean |diff| 0.118
-# -> 0.078 with mean |eps| 0.78); keeping the attention MatMuls as well changed nothing.
-FLOAT_LAYERS = (".*time_embed.*", ".*temb_proj.*", ".*/conv_in/.*", ".*/conv_out/.*")
+# -> 0.078 with mean |eps| 0.78). The attention blocks (qkv, softmax, the two matmuls, proj_out) as well: the
+# best of the levers measured on whole sampling runs (docs/int8.md: MAD 9.45 -> 9.04 grey levels, still 1.28x
+# OpenVINO float32; no lever reached the exact tolerance).
+FLOAT_LAYERS = (".*time_embed.*", ".*temb_proj.*", ".*/conv_in/.*", ".*/conv_out/.*", ".*/attn/.*")
+# The U-Net graphs that have an int8 export: the plain one, and the two of feature caching (``specs.deep_cache_specs``).
+INT8_GRAPHS = ("unet", "unet_full", "unet_shallow")
 INT8_EXTRA = "int8"
 INT8_PACKAGES = "onnx openvino nncf"
 
@@ -48,6 +53,28 @@ class Calibration:
     record: Callable[[], list[dict[str, np.ndarray]]]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How NNCF quantizes: its preset name, the node patterns kept in float32, bias correction (fast: the
+    default, or the full one), the model type (``"transformer"`` turns SmoothQuant on) and
+    ``AdvancedQuantizationParameters`` overrides (``advanced``: {field: NNCF value}). ``describe()`` is what
+    joins the cache key."""
+
+    preset: str = "mixed"
+    float_layers: tuple[str, ...] = FLOAT_LAYERS
+    fast_bias_correction: bool = True
+    model_type: str | None = None
+    advanced: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"preset": self.preset, "float_layers": list(self.float_layers),
+                "fast_bias_correction": self.fast_bias_correction, "model_type": self.model_type,
+                "advanced": {k: repr(v) for k, v in sorted(self.advanced.items())}}
+
+
+DEFAULT_RECIPE = Recipe()
+
+
 def require_nncf():
     """nncf, or one line naming the extra to install."""
     from augpaint_fast.host import optional_import
@@ -55,28 +82,33 @@ def require_nncf():
     return optional_import("nncf", extra=INT8_EXTRA, feature="int8 quantization", packages=INT8_PACKAGES)
 
 
-def int8_key(spec: ExportSpec, calibration: Calibration, nncf_version: str) -> str:
+def int8_key(spec: ExportSpec, calibration: Calibration, nncf_version: str, recipe: Recipe = DEFAULT_RECIPE) -> str:
     return cache.key_of(onnx=onnx_key(spec), calibration=calibration.fingerprint, nncf=nncf_version,
-                        quantizer=QUANTIZER_VERSION)
+                        quantizer=QUANTIZER_VERSION, recipe=recipe.describe())
 
 
-def _quantize(onnx_file: Path, feeds: list[dict[str, np.ndarray]]) -> bytes:
+def quantize_onnx(onnx_file: Path, feeds: list[dict[str, np.ndarray]], recipe: Recipe = DEFAULT_RECIPE) -> bytes:
+    """The QDQ model (serialized ONNX) of ``onnx_file`` quantized by ``recipe`` on every row of ``feeds``."""
     import nncf
     import onnx
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     rows = sum(len(next(iter(feed.values()))) for feed in feeds)
-    model = nncf.quantize(onnx.load(str(onnx_file)), nncf.Dataset(feeds), preset=nncf.QuantizationPreset.MIXED,
-                          subset_size=rows, ignored_scope=nncf.IgnoredScope(patterns=list(FLOAT_LAYERS),
-                                                                            validate=False))
+    model_type = nncf.ModelType(recipe.model_type) if recipe.model_type else None
+    model = nncf.quantize(onnx.load(str(onnx_file)), nncf.Dataset(feeds),
+                          preset=nncf.QuantizationPreset(recipe.preset), subset_size=rows,
+                          fast_bias_correction=recipe.fast_bias_correction, model_type=model_type,
+                          ignored_scope=nncf.IgnoredScope(patterns=list(recipe.float_layers), validate=False),
+                          advanced_parameters=AdvancedQuantizationParameters(**recipe.advanced))
     return model.SerializeToString()
 
 
 def quantize_int8(spec: ExportSpec, onnx_file: Path, out_dir: Path, calibration: Calibration, *,
-                  force: bool = False, log=None) -> Path:
+                  recipe: Recipe = DEFAULT_RECIPE, force: bool = False, log=None) -> Path:
     """The int8 QDQ export of ``spec`` (the float32 export ``onnx_file``) under ``out_dir``: a verified cached
     file, or calibrated and quantized now."""
     nncf = require_nncf()
-    key = int8_key(spec, calibration, nncf.__version__)
+    key = int8_key(spec, calibration, nncf.__version__, recipe)
     path = Path(out_dir) / f"{spec.name}-int8-{key[:16]}.onnx"
     hit, why = cache.lookup(path, key)
     if hit and not force:
@@ -86,13 +118,51 @@ def quantize_int8(spec: ExportSpec, onnx_file: Path, out_dir: Path, calibration:
     if log:
         log(f"{spec.name} int8: calibrating ({why if path.exists() else 'not cached'})")
     feeds = calibration.record()
-    data = _quantize(onnx_file, feeds)
+    data = quantize_onnx(onnx_file, feeds, recipe)
     cache.store(path, key, lambda tmp: tmp.write_bytes(data), model=spec.name, dtype="int8",
                 onnx_key=onnx_key(spec), onnx=str(onnx_file), calibration=calibration.fingerprint,
-                calibration_calls=len(feeds), nncf=nncf.__version__, quantizer=QUANTIZER_VERSION)
+                calibration_calls=len(feeds), nncf=nncf.__version__, quantizer=QUANTIZER_VERSION,
+                recipe=recipe.describe())
     if log:
         log(f"{spec.name} int8: exported {path}")
     return path
+
+
+def quantize_unet_graphs(specs: dict[str, ExportSpec], onnx_files: dict[str, Path], out_dir: Path,
+                         calibration: Calibration, *, recipe: Recipe = DEFAULT_RECIPE, force: bool = False,
+                         log=None) -> dict[str, Path]:
+    """The int8 exports of the U-Net graphs among ``specs`` ({name: path}, ``quantize_int8`` each): ``unet`` and,
+    for feature caching, ``unet_full`` (the same inputs) and ``unet_shallow``, whose ``feature`` input is
+    calibrated on the float32 ``unet_full``'s feature at the same call (the cached one comes from a call at most
+    N - 1 steps earlier: the same ranges). The trajectories are recorded once, at the first cache miss."""
+    recorded: list[list[dict[str, np.ndarray]]] = []
+
+    def feeds() -> list[dict[str, np.ndarray]]:
+        if not recorded:
+            recorded.append(calibration.record())
+        return recorded[0]
+
+    shared = Calibration(calibration.fingerprint, feeds)
+    paths = {}
+    for name in INT8_GRAPHS:
+        if name not in specs:
+            continue
+        cal = shared
+        if name == "unet_shallow":
+            cal = Calibration(dict(calibration.fingerprint, feature="unet_full float32, same call"),
+                              lambda: with_features(specs["unet_full"], feeds()))
+        paths[name] = quantize_int8(specs[name], onnx_files[name], out_dir, cal, recipe=recipe, force=force,
+                                    log=log)
+    return paths
+
+
+def with_features(full: ExportSpec, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """``feeds`` of the full U-Net with the deep feature it computes for each (the shallow graph's inputs)."""
+    import torch
+
+    with torch.no_grad():
+        return [dict(feed, feature=full.module(*(torch.from_numpy(feed[n]) for n in full.input_names))[1].numpy())
+                for feed in feeds]
 
 
 def find_int8(spec: ExportSpec, out_dir: Path) -> Path | None:

@@ -4,6 +4,12 @@ A configuration is an engine name (``augpaint_fast.engines.ENGINES``) plus the o
 (dtype, channels_last, cuda_graphs, ...). To measure a new engine or option, add a line to ``CONFIGS`` (or pass
 ``--configs ENGINE:KEY=VALUE,...`` on the command line); the bench times AugPaint and latent RePaint over each
 configuration, next to the two baselines (eager loop, pixel RePaint) that run on plain PyTorch float32.
+
+Three kinds of rows: ``default`` ones run unless ``--configs`` names others; ``combined`` ones (issue 18's
+combinations: int8, int8 + feature caching, N workers of the lower precisions) also run with ``--combined``;
+the rest only when named. ``workers`` > 0: N engines of one thread each, each taking whole batches at once (the
+``--workers N`` of ``sample`` and ``serve``; ``WORKERS_PER_CORE``: one per physical core), timed by
+``bench.workers``. An int8 row first makes its int8 exports (``bench.int8``).
 """
 from __future__ import annotations
 
@@ -15,18 +21,22 @@ from ..errors import AugPaintError
 RUNTIME_OPTIONS: dict[str, tuple[str, ...]] = {"onnx": ("cache_dir", "threads"), "trt": ("cache_dir",),
                                                 "openvino": ("cache_dir", "threads")}
 DEFAULT_DTYPE = {"trt": "float16"}  # an engine's dtype when its options do not name one (else float32)
+WORKERS_PER_CORE = -1  # a ``workers`` value: one worker per physical core (``job.workers.default_workers``)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """One engine configuration: ``label`` in tables and JSON, ``engine`` name, constructor ``options``, the
-    device types it makes sense on, and whether it is in the default set there."""
+    device types it makes sense on, whether it is in the default set there or in the ``--combined`` one, and its
+    worker processes (module docstring)."""
 
     label: str
     engine: str
     options: dict = field(default_factory=dict)
     devices: tuple[str, ...] = ("cpu", "cuda")
     default: bool = True
+    combined: bool = False  # opt-in with --combined
+    workers: int = 0  # 0: one engine in the bench's process; N: N one-thread engine processes at once
 
     @property
     def dtype(self) -> str:
@@ -58,6 +68,18 @@ CONFIGS: list[BenchConfig] = [
     BenchConfig("openvino-bf16-c3", "openvino", {"dtype": "bfloat16", "cache_interval": 3}, devices=("cpu",)),
     *(BenchConfig(f"openvino-bf16-c{n}", "openvino", {"dtype": "bfloat16", "cache_interval": n}, devices=("cpu",),
                   default=False) for n in (2, 5)),
+    # Issue 18's combinations. Every core busy: one one-thread engine per physical core (the default row is the
+    # precision every CPU has). int8: NNCF post-training quantization, calibrated on the bench's own sampling runs.
+    BenchConfig("openvino-fp32-workers", "openvino", {"dtype": "float32"}, devices=("cpu",),
+                workers=WORKERS_PER_CORE),
+    BenchConfig("openvino-int8", "openvino", {"dtype": "int8"}, devices=("cpu",), default=False, combined=True),
+    BenchConfig("openvino-int8-c3", "openvino", {"dtype": "int8", "cache_interval": 3}, devices=("cpu",),
+                default=False, combined=True),
+    *(BenchConfig(f"openvino-{name}-workers", "openvino", options, devices=("cpu",), default=False, combined=True,
+                  workers=WORKERS_PER_CORE)
+      for name, options in (("bf16", {"dtype": "bfloat16"}), ("int8", {"dtype": "int8"}),
+                            ("bf16-c3", {"dtype": "bfloat16", "cache_interval": 3}),
+                            ("int8-c3", {"dtype": "int8", "cache_interval": 3}))),
 ]
 
 
@@ -76,7 +98,8 @@ def _value(text: str):
 
 
 def parse_config(spec: str) -> BenchConfig:
-    """A label from ``CONFIGS`` or ``ENGINE[:KEY=VALUE,...]`` (values: true/false, numbers, else strings)."""
+    """A label from ``CONFIGS`` or ``ENGINE[:KEY=VALUE,...]`` (values: true/false, numbers, else strings; the key
+    ``workers=N`` is the row's worker processes, not an engine option)."""
     for cfg in CONFIGS:
         if cfg.label == spec:
             return cfg
@@ -92,23 +115,41 @@ def parse_config(spec: str) -> BenchConfig:
         if not eq or not key:
             raise AugPaintError(f"bench config {spec!r}: expected KEY=VALUE, got {item!r}")
         options[key.strip()] = _value(value.strip())
-    return BenchConfig(spec, engine, options)
+    workers = options.pop("workers", 0)
+    if "workers=" in rest and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise AugPaintError(f"bench config {spec!r}: workers must be an integer >= 1, got {workers!r}")
+    return BenchConfig(spec, engine, options, workers=workers)
 
 
-def default_configs(device_type: str) -> tuple[list[BenchConfig], dict[str, str]]:
-    """(the default configurations runnable here, {label: why skipped} for the others)."""
+def default_configs(device_type: str, combined: bool = False) -> tuple[list[BenchConfig], dict[str, str]]:
+    """(the default configurations runnable here, and with ``combined`` the combined ones; {label: why skipped}
+    for the others)."""
     from .. import host
     from ..engines import engine_status
 
     status = engine_status()
     run, skipped = [], {}
     for cfg in CONFIGS:
-        if not cfg.default or device_type not in cfg.devices:
+        if not (cfg.default or combined and cfg.combined) or device_type not in cfg.devices:
             continue
-        if status.get(cfg.engine) is not None:
-            skipped[cfg.label] = status[cfg.engine]
-        elif device_type == "cpu" and cfg.dtype == "bfloat16" and not host.cpu().bf16:
-            skipped[cfg.label] = "this CPU has no native bf16 (AVX512-BF16 or AMX)"
-        else:
+        why = status.get(cfg.engine)
+        if why is None and device_type == "cpu" and cfg.dtype == "bfloat16" and not host.cpu().bf16:
+            why = "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+        if why is None and cfg.dtype == "int8":
+            why = int8_missing()
+        if why is None:
             run.append(cfg)
+        else:
+            skipped[cfg.label] = why
     return run, skipped
+
+
+def int8_missing() -> str | None:
+    """Why int8 rows cannot run here (NNCF, which makes their exports, is not installed), or None."""
+    from ..export.int8 import require_nncf
+
+    try:
+        require_nncf()
+    except AugPaintError as exc:
+        return str(exc)
+    return None

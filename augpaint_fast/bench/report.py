@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..host import optional_import
+from .quality_set import EXACT_MAD_GREY, EXACT_PSNR_DB
 
 # the plot's optional dependency: what to install, and for what
 MATPLOTLIB = {"extra": "bench", "feature": "augpaint-fast bench's plot"}
@@ -16,6 +17,10 @@ def _f(value, fmt: str) -> str:
     return "-" if value is None else f"{value:{fmt}}"
 
 
+def _percent(fraction) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
 def _ratio(value) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -24,9 +29,12 @@ def goals(records: list[dict]) -> list[tuple[str, str]]:
     """(goal, measured) lines for the issue-level targets, from the exact AugPaint records (cache_interval 1;
     a cached configuration computes other samples, so it enters only a line of its own): the range over
     configurations and batch sizes for the ratios to RePaint (each must hold everywhere), the best record for
-    the engine goals."""
+    the engine goals. A record whose quality is outside the exact tolerance (``within_exact_tolerance`` False:
+    int8 today) enters the RePaint ratios (same engine on both sides) but no engine goal; a line names it."""
     runs = [r for r in records if r["method"] == "augpaint" and r["seconds_per_batch"] is not None]
     aug = [r for r in runs if r["exact"]]
+    outside = [r for r in aug if r.get("within_exact_tolerance") is False]
+    tolerant = [r for r in aug if r.get("within_exact_tolerance") is not False]
 
     def where(r: dict) -> str:
         return f"{r['config']}, batch {r['batch_size']}"
@@ -54,10 +62,18 @@ def goals(records: list[dict]) -> list[tuple[str, str]]:
          spread("speedup_vs_repaint_pixel")),
         ("AugPaint vs pixel RePaint as published (250 steps, jumps 10 x 10)",
          spread("speedup_vs_repaint_pixel_published")),
-        ("best exact engine >= 2x the eager baseline", best(aug, "speedup_vs_eager", _ratio)),
+        ("best exact engine >= 2x the eager baseline", best(tolerant, "speedup_vs_eager", _ratio)),
+        (f"best configuration within the exact tolerance (known PSNR within {EXACT_PSNR_DB} dB of the eager loop's, "
+         f"MAD to its samples <= {EXACT_MAD_GREY:g} grey levels) >= 3x the eager loop",
+         best([r for r in tolerant if r.get("within_exact_tolerance")], "speedup_vs_eager", _ratio)),
         (">= 70% of the measured dense peak (executed FLOPs, exact engines)",
-         best(aug, "fraction_of_peak", lambda v: f"{100 * v:.0f}%")),
+         best(tolerant, "fraction_of_peak", lambda v: f"{100 * v:.0f}%")),
     ]
+    if outside:
+        named = {r["config"]: f"{r['config']} (MAD {r['mad_grey_vs_eager']:.2f} grey, known PSNR "
+                              f"{r['known_psnr_db']:.2f} dB)" for r in outside}
+        out.append(("exact configurations outside the exact tolerance (in no engine goal above)",
+                    "; ".join(named.values())))
     cached = [r for r in runs if not r["exact"]]
     if cached:
         out.append(("feature caching (approximate samples): best effective samples/s vs the eager baseline",
@@ -90,14 +106,15 @@ def _peak_line(dtype: str, p: dict) -> str:
 
 
 def _row(r: dict) -> str:
-    head = f"| {r['config']} | {METHOD_NAMES[r['method']]} | {r['batch_size']} | "
+    workers = f" ({r['workers']} workers)" if r.get("workers", 1) > 1 else ""
+    head = f"| {r['config']}{workers} | {METHOD_NAMES[r['method']]} | {r['batch_size']} | "
     if r["seconds_per_batch"] is None:
         return head + f"not run: {r['not_run']} |" + " - |" * 14
     expected = r.get("expected_vs_repaint_latent") if r["method"] == "augpaint" else None
     return head + (
         f"{r['seconds_per_batch']:.3f} ({r['seconds_q1']:.3f}-{r['seconds_q3']:.3f}) | "
         f"{r['samples_per_s']:.3f} | {8 / r['samples_per_s']:.2f} | {r['unet_calls']} ({r['timed_calls']}) | "
-        f"{r['gflop_per_call']:.1f} | {r['achieved_gflops']:.1f} | {100 * r['fraction_of_peak']:.1f}% | "
+        f"{r['gflop_per_call']:.1f} | {r['achieved_gflops']:.1f} | {_percent(r['fraction_of_peak'])} | "
         f"{_ratio(r['speedup_vs_eager'])} | {_ratio(r['speedup_vs_repaint_latent'])}"
         + (f" (exp. {expected:.2f}x)" if expected and r['speedup_vs_repaint_latent'] else "") + " | "
         f"{_ratio(r['speedup_vs_repaint_pixel'])} | {_ratio(r['speedup_vs_repaint_pixel_published'])} | "

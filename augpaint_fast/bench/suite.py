@@ -7,7 +7,9 @@ Each measurement becomes one record (a dict, see ``record``) carrying the run's 
 (``machine.provenance``); peaks, fractions of peak and ratios are filled in once all are known. Ratios are at
 equal batch size: vs the eager loop, and for exact configurations only (cache_interval 1) vs latent RePaint,
 pixel RePaint and pixel RePaint as published on the same configuration (the torch-fp32 one for the eager loop).
-A cached configuration's RePaint is never timed: RePaint over a cached U-Net is not RePaint.
+A cached configuration's RePaint is never timed: RePaint over a cached U-Net is not RePaint. A workers row
+(``BenchConfig.workers``, ``bench.workers``) times AugPaint only (N one-thread engines at once); an int8 row
+first makes its int8 exports (``bench.int8``).
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from ..progress import progress
 from .repaint import repaint_schedule
 from ..core.schedule import ddim_schedule
 from . import runner
-from .configs import RUNTIME_OPTIONS, BenchConfig, default_configs
+from .configs import RUNTIME_OPTIONS, WORKERS_PER_CORE, BenchConfig, default_configs, int8_missing
 from .machine import (Timing, dense_peak, load_average, machine_info, memory_bandwidth_gbs, provenance,
                       theoretical_peak, versions)
-from .quality_set import QualitySet
+from .int8 import prepare_int8
+from .quality_set import EXACT_MAD_GREY, EXACT_PSNR_DB, QualitySet, within_exact_tolerance
 
 BASELINE = "torch-fp32"  # the configuration whose RePaint rows the eager loop's ratios use
 PUBLISHED_REPAINT = (250, 10, 10)  # RePaint's own setting: steps, jump length, jump n_sample (2,410 U-Net calls)
@@ -51,6 +54,7 @@ class Settings:
     device: str = "cpu"
     threads: int | None = None
     configs: list[BenchConfig] | None = None  # None: the defaults available here
+    combined: bool = False  # with the defaults, also the combined configurations (int8, workers, ...)
     engine_cache: Path | None = None
     pixel: bool = True
     quality: bool = True
@@ -80,9 +84,45 @@ class Result:
 
 
 def _engine_options(cfg: BenchConfig, s: Settings) -> dict:
-    runtime = {"cache_dir": str(s.engine_cache) if s.engine_cache else None, "threads": s.threads}
+    """The engine's constructor options: the row's, the device, and the bench's cache folder and threads (one
+    thread for each engine of a workers row)."""
+    threads = 1 if cfg.workers else s.threads
+    runtime = {"cache_dir": str(s.engine_cache) if s.engine_cache else None, "threads": threads}
     extra = {k: runtime[k] for k in RUNTIME_OPTIONS.get(cfg.engine, ()) if runtime[k] is not None}
     return {**cfg.options, "device": s.device, **extra}
+
+
+def worker_count(cfg: BenchConfig, device: str) -> int:
+    """The row's engine processes: its ``workers``, or one per physical core (``job.workers.default_workers``)."""
+    from ..job.workers import default_workers
+
+    return default_workers(device) if cfg.workers == WORKERS_PER_CORE else cfg.workers
+
+
+def _measure_workers(cfg: BenchConfig, options: dict, s: Settings, timed: int, record, bar) -> None:
+    """Time a workers row at every batch size (``bench.workers``: AugPaint only, no RePaint) and record it."""
+    from .workers import WorkerPool
+
+    n = worker_count(cfg, s.device)
+    bar.set_postfix_str(f"{cfg.label}: starting {n} workers")
+    with WorkerPool(n, cfg.engine, options, s.preset, s.seed, s.steps, timed) as pool:
+        for b in s.batch_sizes:
+            bar.set_postfix_str(f"{cfg.label} B={b}")
+            method = pool.method(b)
+            timing = runner.interleave([method], s.repeats)["augpaint"]
+            record("augpaint", cfg.label, cfg.engine, cfg.options, cfg.dtype, b, timing, cfg.cache_interval,
+                   method.info["kernel"], workers=n)
+            bar.update()
+
+
+def _timing_calibration(work: runner.Workload, s: Settings):
+    """The int8 calibration of the timed random-weight models: their own sampling runs over the bench's inputs."""
+    from .int8 import batch_calibration
+    from ..job.calibrate import CALIBRATION_IMAGES
+
+    x = runner.Inputs.make(work, CALIBRATION_IMAGES, torch.device("cpu"))
+    return batch_calibration(work.autoencoder, work.unet, x.x, x.mask, x.uids, s.seed, s.steps,
+                             f"bench inputs, {s.preset} random weights (seed {s.seed})")
 
 
 def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
@@ -96,16 +136,16 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     if explicit:
         configs, skipped = list(s.configs), {}
         for cfg in configs:
-            missing = engine_status().get(cfg.engine)
+            missing = engine_status().get(cfg.engine) or (int8_missing() if cfg.dtype == "int8" else None)
             if missing:
                 raise AugPaintError(f"--configs {cfg.label}: engine {cfg.engine} is unavailable: {missing}")
     else:
-        configs, skipped = default_configs(device.type)
+        configs, skipped = default_configs(device.type, s.combined)
     notes = [f"{label} not measured: {why}" for label, why in skipped.items()]
     quality_set = _quality_set(s) if s.quality else None  # a bad --weights fails now, not after the timing
 
     machine, vers = machine_info(device), versions()
-    dtypes = ["float32"] + sorted({c.dtype for c in configs} - {"float32"})
+    dtypes = ["float32"] + sorted({c.dtype for c in configs if c.dtype in DTYPES} - {"float32"})  # int8: no probe
     start = _probe_peaks(dtypes, device, s.peak_repeats, "start", log)
     bandwidth = memory_bandwidth_gbs(device)
     log(f"copy bandwidth: {bandwidth:.1f} GB/s")
@@ -125,7 +165,8 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     records: list[dict] = []
 
     def record(method: str, label: str, engine: str, options: dict, dtype: str, batch: int, timing: Timing | None,
-               cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)", not_run: str | None = None) -> None:
+               cache_interval: int = 1, kernel: str = "unfused (PyTorch ops)", not_run: str | None = None,
+               workers: int = 1) -> None:
         sched = schedules.get(method)
         calls = sched.unet_calls if sched else s.steps
         per_sample = flops_per_sample(method, fl, calls, cache_interval)
@@ -139,7 +180,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
                "gflop_per_call": batch * unet_flops / 1e9, "gflop_per_sample_call": unet_flops / 1e9,
                "gflop_per_batch": batch * per_sample["dense"] / 1e9,
                "executed_gflop_per_batch": batch * per_sample["executed"] / 1e9,
-               "dtype": dtype, "cache_interval": cache_interval, "exact": cache_interval == 1,
+               "dtype": dtype, "cache_interval": cache_interval, "exact": cache_interval == 1, "workers": workers,
                "noise": "philox" if method == "augpaint" else "torch.randn", "step_kernel": kernel,
                "not_run": not_run, **common, **speed(timing, batch, per_sample)}
         records.append(rec)
@@ -160,11 +201,17 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
         record("eager", "eager", "torch", {}, "float32", b, timing["eager"])
         bar.update()
     measured = []
+    calibration = _timing_calibration(work, s) if any(c.dtype == "int8" for c in configs) else None
     for cfg in configs:
         bar.set_postfix_str(f"{cfg.label}: building the engine")
         options = _engine_options(cfg, s)
         try:
-            engine = create_engine(cfg.engine, work.autoencoder, work.unet, **options)
+            if cfg.dtype == "int8":
+                prepare_int8(work.autoencoder, work.unet, options, calibration, log)
+            if cfg.workers:
+                _measure_workers(cfg, options, s, timed, record, bar)
+            else:
+                engine = create_engine(cfg.engine, work.autoencoder, work.unet, **options)
         except AugPaintError as exc:
             if explicit:
                 raise
@@ -172,6 +219,8 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
             bar.update(len(s.batch_sizes))
             continue
         measured.append(cfg)
+        if cfg.workers:
+            continue
         exact = cfg.cache_interval == 1
         pixel, pixel_why = _pixel_denoiser(cfg, options, work) if pixel_keys and exact else (None, None)
         for b in s.batch_sizes:
@@ -196,7 +245,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
              for dt in dtypes}
     prov = provenance(load_before, load_average())
     for r in records:
-        r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks[r["dtype"]]))
+        r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks.get(r["dtype"])))
     _fill_ratios(records)
 
     quality_note = "not measured (--no-quality)"
@@ -266,10 +315,11 @@ def speed(timing: Timing | None, batch: int, per_sample: dict) -> dict:
                            batch / timing.median, per_s * per_sample["executed"], per_s * per_sample["dense"])))
 
 
-def fractions_of_peak(record: dict, peak: dict) -> dict:
+def fractions_of_peak(record: dict, peak: dict | None) -> dict:
     """The record's executed GFLOP/s as a fraction of the measured peak (``peak_summary``) and of the
-    theoretical one (None where unknown); both None when it did not run."""
-    if record["achieved_gflops"] is None:
+    theoretical one (None where unknown); both None when it did not run or its dtype has no peak probe
+    (``peak`` None: int8)."""
+    if record["achieved_gflops"] is None or peak is None:
         return {"fraction_of_peak": None, "fraction_of_theoretical_peak": None}
     theoretical = (peak["theoretical"] or {}).get("gflops")
     return {"fraction_of_peak": record["achieved_gflops"] / peak["gflops"],
@@ -325,10 +375,19 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
     reference = qs.eager(ddim, device)
     scores = {("eager", "eager"): {**qs.scores(reference, reference), "quality_of": "eager float32 (reference)"}}
     bar.update()
+    calibration = None
     for cfg in configs:
         bar.set_postfix_str(cfg.label)
-        images = qs.augpaint(cfg, _engine_options(cfg, s), ddim)
-        scores[("augpaint", cfg.label)] = {**qs.scores(images, reference), "quality_of": cfg.label}
+        options = _engine_options(cfg, s)
+        if cfg.dtype == "int8":
+            calibration = calibration or _quality_calibration(qs, s)
+            prepare_int8(qs.autoencoder, qs.unet, options, calibration, log)
+        images = qs.augpaint(cfg, options, ddim)
+        of = f"{cfg.label} (one of its one-thread engines: the workers write the same samples)" if cfg.workers \
+            else cfg.label
+        q = qs.scores(images, reference)
+        q["within_exact_tolerance"] = within_exact_tolerance(q, scores[("eager", "eager")])
+        scores[("augpaint", cfg.label)] = {**q, "quality_of": of}
         bar.update()
     bar.set_postfix_str("latent RePaint")
     rp_scores = {**qs.scores(qs.repaint_latent(rp, device), None),
@@ -336,7 +395,7 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
     bar.update()
     bar.close()
     empty = {"known_psnr_db": None, "known_psnr_min_db": None, "mad_grey_vs_eager": None, "quality_samples": 0,
-             "diversity_grey": None, "quality_of": None}
+             "diversity_grey": None, "quality_of": None, "within_exact_tolerance": None}
     for r in records:
         key = (r["method"], r["config"])
         q = rp_scores if r["method"] == "repaint_latent" else scores.get(key, empty)
@@ -349,7 +408,19 @@ def _quality(qs: QualitySet, records, configs, s: Settings, ddim, rp, device, no
     notes.append("pixel RePaint has no quality figures: no trained pixel-space weights exist (timing only)")
     return (f"trained weights `{weights}`, {qs.x.shape[0]} samples ({s.quality_sources} phantom sources x "
             f"{s.quality_per_source}, box masks, seed {s.seed}, {s.steps} steps); known-region PSNR against the "
-            f"source, MAD in grey levels against the eager float32 loop with the same counter-based noise")
+            f"source, MAD in grey levels against the eager float32 loop with the same counter-based noise; exact "
+            f"tolerance: PSNR within {EXACT_PSNR_DB} dB of the loop's, MAD <= {EXACT_MAD_GREY:g} grey levels")
+
+
+def _quality_calibration(qs: QualitySet, s: Settings):
+    """The int8 calibration of the trained weights: their sampling runs over phantom sources that the quality
+    runs do not score."""
+    from .int8 import CALIBRATION_PHANTOM_SEED, batch_calibration
+    from ..job.calibrate import CALIBRATION_IMAGES
+
+    cal = QualitySet.load(qs.weights, CALIBRATION_IMAGES, 1, seed=s.seed, phantom_seed=CALIBRATION_PHANTOM_SEED)
+    return batch_calibration(qs.autoencoder, qs.unet, cal.x, cal.mask, cal.uids, s.seed, s.steps,
+                             f"phantoms of seed {CALIBRATION_PHANTOM_SEED}")
 
 
 def _timing_notes(s: Settings, timed: int, rp_timed: int, rp, rp_paper, fl: dict) -> list[str]:

@@ -34,7 +34,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jump-n-sample", type=int, default=5, help="RePaint resamplings per jump (default 5)")
     p.add_argument("--configs", nargs="+", default=None,
                    help=f"engine configurations: labels ({', '.join(c.label for c in CONFIGS)}) or "
-                        f"ENGINE:KEY=VALUE,... (default: the default ones available here)")
+                        f"ENGINE:KEY=VALUE,...; workers=N runs N one-thread engines at once (default: the default "
+                        f"ones available here)")
+    p.add_argument("--combined", action="store_true",
+                   help="with the default configurations, also the combined ones: openvino int8 (its int8 exports "
+                        "calibrated first on the bench's own sampling runs and cached; needs the [int8] extra), int8 "
+                        "+ feature caching, and one-thread engines per core in bf16, int8, and with caching")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: theirs)")
     p.add_argument("--engine-cache", type=Path, default=None, help="where onnx/trt exports are cached")
@@ -73,6 +78,7 @@ def settings_from_args(args):
         device=device,
         threads=args.threads,
         configs=[parse_config(c) for c in args.configs] if args.configs else None,
+        combined=args.combined,
         engine_cache=args.engine_cache,
         pixel=not args.no_pixel,
         quality=not args.no_quality,

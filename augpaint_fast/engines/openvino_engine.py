@@ -8,7 +8,8 @@ batch size.
 - Precision (``INFERENCE_PRECISION_HINT``): the U-Net runs in bf16 on CPUs with native bf16 dot products
   (AVX512_BF16 or AMX, ``host.cpu().bf16``), f32 elsewhere; ``dtype`` overrides. ``dtype="int8"`` runs the
   int8 U-Net written by ``augpaint-fast export --int8`` (``export.int8``: found in the export cache by the
-  weights' float32 export key; its non-quantized ops run in f32); it has no feature caching yet. Encoder and
+  weights' float32 export key; its non-quantized ops run in f32), with feature caching its two graphs' int8
+  exports (``export --int8`` writes all three). Encoder and
   decoder run in f32 (``autoencoder_dtype``): the decoder's graph holds the codebook distance + ArgMin, and
   bf16 distances would pick different codes. OpenVINO's own default on bf16 CPUs is bf16, so f32 is always
   requested explicitly.
@@ -48,8 +49,16 @@ def _precision(dtype: str, what: str) -> str:
     return _OV_PRECISION[DTYPES[dtype]]
 
 
-def _int8_unet(spec, export_dir: Path, log) -> Path:
-    """The int8 export of the U-Net ``spec`` in ``export_dir``, or one line saying how to make it."""
+def export_dir(cache_dir: str | Path | None) -> Path:
+    """Where the engine reads (and writes) its ONNX exports: ``cache_dir``, else the default cache's onnx folder
+    (shared with the onnx engine)."""
+    from augpaint_fast.export import cache
+
+    return Path(cache_dir) if cache_dir else cache.default_cache_dir() / "onnx"
+
+
+def _int8_graph(spec, export_dir: Path, log) -> Path:
+    """The int8 export of the U-Net graph ``spec`` in ``export_dir``, or one line saying how to make it."""
     from augpaint_fast.export.int8 import describe, find_int8, require_nncf
 
     path = find_int8(spec, export_dir)
@@ -58,7 +67,7 @@ def _int8_unet(spec, export_dir: Path, log) -> Path:
         raise AugPaintError(f"no int8 U-Net of these weights in {export_dir}: make one with augpaint-fast export "
                             f"--int8 --calibrate DATA --weights WEIGHTS --out {export_dir}", param="dtype")
     if log:
-        log(f"unet int8: {describe(path)}")
+        log(f"{spec.name} int8: {describe(path)}")
     return path
 
 
@@ -125,9 +134,8 @@ class OpenVinoEngine:
         self.cache_interval = check_interval(cache_interval)
         self.threads = threads or host.physical_cores()
         self.cond = unet.cfg.cond_channels > 0
-        root = Path(cache_dir) if cache_dir else None
-        export_dir = root or cache.default_cache_dir() / "onnx"  # shared with the onnx engine
-        self.cache_dir = (root or cache.default_cache_dir()) / "openvino"
+        exports = export_dir(cache_dir)
+        self.cache_dir = (Path(cache_dir) if cache_dir else cache.default_cache_dir()) / "openvino"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.batch_sizes = tuple(sorted(set(int(b) for b in batch_sizes))) if batch_sizes else None
         if self.batch_sizes and min(self.batch_sizes) < 1:
@@ -142,9 +150,6 @@ class OpenVinoEngine:
                     "PERFORMANCE_HINT": "LATENCY"}
 
         int8 = self.dtype == "int8"
-        if int8 and self.cache_interval > 1:
-            raise AugPaintError("the int8 U-Net has no feature caching yet: use cache_interval 1, or dtype float32 "
-                                "or bfloat16 with caching", param="cache_interval")
         unet_props = props("f32" if int8 else _precision(self.dtype, "dtype"))
         ae_props = props(_precision(autoencoder_dtype, "autoencoder_dtype"))
         specs = export_specs(autoencoder, unet, self.batch_sizes or (1,))
@@ -154,10 +159,11 @@ class OpenVinoEngine:
 
             specs.update(deep_cache_specs(unet, self.batch_sizes or (1,)))
             names += ["unet_full", "unet_shallow"]
-        int8_unet = _int8_unet(specs["unet"], export_dir, log) if int8 else None  # before anything is exported
+        # the int8 graphs are looked up before anything is exported
+        int8_paths = {n: _int8_graph(specs[n], exports, log) for n in names if "unet" in n} if int8 else {}
         self.models = {}
         for name in names:
-            path = int8_unet if name == "unet" and int8 else export_onnx(specs[name], export_dir, log=log)
+            path = int8_paths.get(name) or export_onnx(specs[name], exports, log=log)
             self.models[name] = _StaticModel(core, path, specs[name], unet_props if "unet" in name else ae_props,
                                              self.batch_sizes)
         self._cached = None

@@ -4,6 +4,7 @@ The first ``images`` labelled sources of a dataset (sorted ids) are sampled once
 no flip) with the weights on the eager float32 torch engine, over the whole DDIM schedule of ``steps`` steps,
 and every U-Net call's (z_t, t) is recorded: the latents the int8 model will meet, at every timestep, noise and
 known region alike. Nothing is sampled until ``Calibration.record`` runs, i.e. only on a cache miss.
+``trajectory_feeds`` records the same from a batch already in memory (the bench's own sampling runs).
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.schedule import DDIMSchedule
 from ..data import Dataset, NiftiOptions
+from ..engines import sample
 from ..errors import AugPaintError
 from ..export.int8 import Calibration
 from .generate import Generator, SampleOptions, check_options, data_fingerprint, load_sources, model_image_size, work_item
@@ -38,6 +41,15 @@ class _Recorder:
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.inner.decode(h)
+
+
+def trajectory_feeds(engine, z0: torch.Tensor, mask: torch.Tensor, uids: torch.Tensor, seed: int,
+                     schedule: DDIMSchedule) -> list[dict[str, np.ndarray]]:
+    """Each U-Net call's inputs along one sampling run of a batch on ``engine`` (``engines.sample`` arguments)."""
+    recorder = _Recorder(engine)
+    with torch.no_grad():
+        sample(recorder, z0, mask, uids, seed, schedule)
+    return recorder.feeds
 
 
 def calibration(data: Path, weights: Path, *, images: int = CALIBRATION_IMAGES, steps: int = CALIBRATION_STEPS,
