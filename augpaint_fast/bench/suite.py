@@ -74,6 +74,9 @@ class Settings:
         for name in ("timed_steps", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise AugPaintError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.combined and self.configs:
+            raise AugPaintError("--combined adds rows to the default configurations; with --configs, name the "
+                                "combined rows themselves (e.g. openvino-int8 openvino-int8-c3)")
         resolve_device(self.device)  # a device that is not there fails here, before any work
 
 

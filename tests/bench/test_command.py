@@ -108,6 +108,7 @@ def test_report_refuses_records_from_two_machines(bench_run):
     (["--batch-sizes", "0"], "--batch-sizes must be >= 1"),
     (["--configs", "trt-fp16"], "engine trt is unavailable"),
     (["--weights", "/nonexistent/weights"], "does not exist"),
+    (["--configs", "torch-fp32", "--combined"], "name the combined rows themselves"),
 ])
 def test_bad_flags_are_one_error_line(tmp_path, capsys, argv, needle):
     assert main(["bench", "--quick", "--out", str(tmp_path), *argv]) == 2

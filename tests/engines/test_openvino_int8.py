@@ -3,7 +3,8 @@ int8 export yet), the export cache, the int8 bound against float32, with feature
 
 Stated tolerances (shipped tiny weights, calibrated on the 3-phantom fixture, 3 images x 10 steps; encoder and
 decoder stay float32), measured on a 2-core AVX2 AMD EPYC without VNNI (OpenVINO's int8 kernels differ by ISA,
-hence the margins):
+hence the margins; the figures in brackets were measured with the recipe before attention stayed float32, and
+docs/int8.md holds the levers measured since):
 - one U-Net call against the float32 torch U-Net: max |diff| / max |reference| <= 0.2 (measured 0.121);
 - full 10-step sampling runs on 3 phantoms x 2 samples against the torch float32 run of the same seed: labels
   byte-identical, mean |diff| <= 16 grey levels (measured 12.0), known-region PSNR within 3 dB (measured
