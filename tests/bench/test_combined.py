@@ -1,6 +1,7 @@
 """Issue 18's combined configurations in the bench: int8 (and + feature caching), N one-thread workers; which
 rows run by default, which with --combined, and how the rows report their speed and quality."""
 import builtins
+import multiprocessing
 
 import pytest
 
@@ -101,9 +102,18 @@ def test_workers_row_runs_n_one_thread_engines(tmp_path):
 
 @pytest.mark.slow
 def test_int8_row_makes_its_exports_and_measures_quality_against_fp32(tmp_path):
-    """(int8 + caching runs the same path with the two caching graphs: tests/engines/test_openvino_int8.py.)"""
+    """(int8 + caching runs the same path with the two caching graphs: tests/engines/test_openvino_int8.py.)
+    The checks run in a spawned process: NNCF's quantization left state in the pytest process that made a later
+    test's fork (tests/embed/test_aug_dataset.py's DataLoader workers) kill it with a segmentation fault."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
+    child = multiprocessing.get_context("spawn").Process(target=_int8_row_checks, args=(tmp_path,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0, "the int8 row's checks failed in their own process (its traceback is above)"
+
+
+def _int8_row_checks(tmp_path):
     result = _run(_settings(["openvino-fp32", "openvino-int8"], tmp_path))
     rows = {(r["method"], r["config"]): r for r in result.records}
     fp32, int8 = rows[("augpaint", "openvino-fp32")], rows[("augpaint", "openvino-int8")]
