@@ -1,4 +1,5 @@
 """Shared fixtures: a small phantom dataset and the shipped tiny weights."""
+import builtins
 import os
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_nncf(monkeypatch):
+    """Imports of nncf fail, as without the [int8] extra."""
+    real = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if name == "nncf" or name.startswith("nncf."):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)

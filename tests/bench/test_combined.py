@@ -1,6 +1,5 @@
 """Issue 18's combined configurations in the bench: int8 (and + feature caching), N one-thread workers; which
 rows run by default, which with --combined, and how the rows report their speed and quality."""
-import builtins
 import multiprocessing
 
 import pytest
@@ -14,19 +13,6 @@ from augpaint_fast.errors import AugPaintError
 PEAK = {"gflops": 100.0, "kernel": "matmul", "matmul_gflops": 100.0, "conv_gflops": 90.0}
 COMBINED = {"openvino-int8", "openvino-int8-c3", "openvino-bf16-workers", "openvino-int8-workers",
             "openvino-bf16-c3-workers", "openvino-int8-c3-workers"}
-
-
-@pytest.fixture
-def no_nncf(monkeypatch):
-    """Imports of nncf fail, as without the [int8] extra."""
-    real = builtins.__import__
-
-    def fake(name, *args, **kwargs):
-        if name == "nncf" or name.startswith("nncf."):
-            raise ImportError(f"No module named {name!r}", name=name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
 
 
 def _settings(configs, tmp_path, **kw) -> suite.Settings:

@@ -13,7 +13,6 @@ docs/int8.md holds the levers measured since):
 """
 from __future__ import annotations
 
-import builtins
 import json
 
 import pytest
@@ -27,19 +26,6 @@ from tests.engines._models import random_models
 
 pytest.importorskip("openvino")
 pytest.importorskip("onnx")
-
-
-@pytest.fixture
-def no_nncf(monkeypatch):
-    """Imports of nncf fail, as without the [int8] extra."""
-    real = builtins.__import__
-
-    def fake(name, *args, **kwargs):
-        if name == "nncf" or name.startswith("nncf."):
-            raise ImportError(f"No module named {name!r}", name=name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
 
 
 def _one_line_error(capsys) -> str:
