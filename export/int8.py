@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -88,7 +90,19 @@ def int8_key(spec: ExportSpec, calibration: Calibration, nncf_version: str, reci
 
 
 def quantize_onnx(onnx_file: Path, feeds: list[dict[str, np.ndarray]], recipe: Recipe = DEFAULT_RECIPE) -> bytes:
-    """The QDQ model (serialized ONNX) of ``onnx_file`` quantized by ``recipe`` on every row of ``feeds``."""
+    """The QDQ model (serialized ONNX) of ``onnx_file`` quantized by ``recipe`` on every row of ``feeds``.
+
+    NNCF runs in a spawned child process: a process that has run its quantization (its ONNX Runtime sessions
+    and thread pools) can die with a segmentation fault when it forks later (a DataLoader's workers, the job's
+    worker processes), so it never runs in the caller's process.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_quantize_here, Path(onnx_file), feeds, recipe).result()
+
+
+def _quantize_here(onnx_file: Path, feeds: list[dict[str, np.ndarray]], recipe: Recipe) -> bytes:
+    """``quantize_onnx``'s work, in the process it is called in."""
     import nncf
     import onnx
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
