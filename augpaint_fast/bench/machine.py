@@ -11,7 +11,9 @@
   median, interquartile range and range of repeats (``measure``, ``Timing``: the one timing helper of the
   project's benchmarks).
 - Provenance (``provenance``): git commit, load average, thread settings and the environment variables that
-  change speed, for every record; a run whose load before it exceeds half the CPUs is flagged busy.
+  change speed, for every record, and the CPUs other processes used during the run (``CpuMeter``): a run
+  where they used more than a fifth of the CPUs is flagged busy. The load average alone cannot say: it
+  lags a minute, so a bench right after another read busy, and it counts the bench's own threads.
 """
 from __future__ import annotations
 
@@ -204,14 +206,55 @@ def load_average() -> list[float] | None:
         return None
 
 
-def provenance(load_before: list[float] | None, load_after: list[float] | None = None) -> dict:
+class CpuMeter:
+    """CPU-seconds per second that OTHER processes used over an interval: the machine's busy CPU time
+    (``/proc/stat``: every state but idle and iowait) minus this process's own and its waited-for children's
+    (``os.times``: the engines' threads, the bench's worker processes). Linux only; elsewhere ``other()`` is
+    None."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as fh:
+                fields = [int(v) for v in fh.readline().split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # user..steal, no idle/iowait
+        t = os.times()
+        return time.monotonic(), busy, t.user + t.system + t.children_user + t.children_system
+
+    def other(self) -> float | None:
+        """Other processes' CPUs (1.0 = one CPU kept busy) since the meter started."""
+        end = self._read()
+        if self.start is None or end is None or end[0] <= self.start[0]:
+            return None
+        return other_cpus(self.start, end)
+
+
+def other_cpus(start: tuple[float, float, float], end: tuple[float, float, float]) -> float:
+    """(machine busy seconds - own CPU seconds) / wall seconds between two (wall, busy, own) readings, >= 0."""
+    wall = end[0] - start[0]
+    return round(max(0.0, (end[1] - start[1]) - (end[2] - start[2])) / wall, 3)
+
+
+BUSY_SHARE = 0.2  # other processes using more than this share of the CPUs make a run busy
+
+
+def provenance(load_before: list[float] | None, load_after: list[float] | None = None,
+               other_during: float | None = None) -> dict:
     """What a record needs to be reproduced and trusted: git commit, load average before and after the run,
-    thread settings, the environment variables that change speed (``ENV_PREFIXES``), and ``busy_machine``:
-    the 1-minute load before the run above half the logical CPUs (another job was competing; its figures are
-    not results)."""
+    the CPUs other processes used during it (``CpuMeter``), thread settings, the environment variables that
+    change speed (``ENV_PREFIXES``), and ``busy_machine``: other processes used more than ``BUSY_SHARE`` of the
+    CPUs during the run (where that was not measured: the 1-minute load before the run above half the CPUs).
+    A busy run's figures are not results."""
     logical = host.cpu().logical
+    busy = (other_during > BUSY_SHARE * logical if other_during is not None
+            else bool(load_before) and load_before[0] > 0.5 * logical)
     return {"git_commit": git_commit(), "load_before": load_before, "load_after": load_after,
-            "busy_machine": bool(load_before) and load_before[0] > 0.5 * logical,
+            "other_cpus_during": other_during, "busy_machine": busy,
             "threads": {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
                         "logical_cpus": logical},
             "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}}

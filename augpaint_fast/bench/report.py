@@ -141,6 +141,8 @@ def markdown(records: list[dict], summary: dict) -> str:
         + f"; device `{m['device']}`",
         f"- Commit: `{prov.get('git_commit') or 'unknown (not a git checkout)'}`; load average before "
         f"{prov.get('load_before')}, after {prov.get('load_after')}"
+        + (f"; other processes used {prov['other_cpus_during']:.2f} CPUs during the timed run"
+           if prov.get("other_cpus_during") is not None else "")
         + ("; **busy machine: these figures are not results**" if prov.get("busy_machine") else "")
         + f"; environment: {env}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items() if v),

@@ -29,7 +29,7 @@ from .repaint import repaint_schedule
 from ..core.schedule import ddim_schedule
 from . import runner
 from .configs import RUNTIME_OPTIONS, WORKERS_PER_CORE, BenchConfig, default_configs, int8_missing
-from .machine import (Timing, dense_peak, load_average, machine_info, memory_bandwidth_gbs, provenance,
+from .machine import (CpuMeter, Timing, dense_peak, load_average, machine_info, memory_bandwidth_gbs, provenance,
                       theoretical_peak, versions)
 from .int8 import prepare_int8
 from .quality_set import EXACT_MAD_GREY, EXACT_PSNR_DB, QualitySet, within_exact_tolerance
@@ -131,7 +131,7 @@ def _timing_calibration(work: runner.Workload, s: Settings):
 def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     """Measure everything ``s`` asks for; ``log`` gets one line per finished measurement."""
     s.check()
-    load_before = load_average()
+    load_before, meter = load_average(), CpuMeter()
     device = torch.device(s.device)
     if s.threads:
         torch.set_num_threads(s.threads)
@@ -246,7 +246,7 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
     cores = min(torch.get_num_threads(), machine["physical_cores"])
     peaks = {dt: peak_summary(start[dt], end[dt], theoretical_peak(dt, cores) if device.type == "cpu" else None)
              for dt in dtypes}
-    prov = provenance(load_before, load_average())
+    prov = provenance(load_before, load_average(), meter.other())
     for r in records:
         r.update(dense_peak=peaks, provenance=prov, **fractions_of_peak(r, peaks.get(r["dtype"])))
     _fill_ratios(records)
@@ -256,8 +256,10 @@ def run_bench(s: Settings, log: Callable[[str], None] = print) -> Result:
         quality_note = _quality(quality_set, records, measured, s, ddim, rp, device, notes, log)
     notes += _timing_notes(s, timed, rp_timed, rp, rp_paper, fl)
     if prov["busy_machine"]:
-        notes.insert(0, f"BUSY MACHINE: load average {prov['load_before'][0]} before the run on "
-                        f"{prov['threads']['logical_cpus']} CPUs; these figures are not results")
+        why = (f"other processes used {prov['other_cpus_during']:.2f} CPUs during the run"
+               if prov["other_cpus_during"] is not None else f"load average {prov['load_before'][0]} before the run")
+        notes.insert(0, f"BUSY MACHINE: {why} on {prov['threads']['logical_cpus']} CPUs; these figures are not "
+                        f"results")
     summary = {**{k: common[k] for k in ("preset", "steps", "machine", "versions", "memory_bandwidth_gbs",
                                           "command")},
                "dense_peak": peaks, "provenance": prov,

@@ -11,7 +11,7 @@ from augpaint_fast.bench.workers import WorkerPool
 from augpaint_fast.errors import AugPaintError
 
 PEAK = {"gflops": 100.0, "kernel": "matmul", "matmul_gflops": 100.0, "conv_gflops": 90.0}
-COMBINED = {"openvino-int8", "openvino-int8-c3", "openvino-bf16-workers", "openvino-int8-workers",
+COMBINED = {"openvino-fp32-workers", "openvino-int8", "openvino-int8-c3", "openvino-bf16-workers", "openvino-int8-workers",
             "openvino-bf16-c3-workers", "openvino-int8-c3-workers"}
 
 
@@ -30,10 +30,10 @@ def _run(settings):
 
 def test_combined_rows_are_listed_and_opt_in():
     labels = {c.label: c for c in CONFIGS}
-    assert COMBINED | {"openvino-bf16-c3", "openvino-fp32-workers"} <= set(labels)
+    assert COMBINED | {"openvino-bf16-c3"} <= set(labels)
     assert all(labels[name].combined and not labels[name].default for name in COMBINED)
     assert labels["openvino-int8"].dtype == "int8" and labels["openvino-int8-c3"].cache_interval == 3
-    assert labels["openvino-fp32-workers"].default and labels["openvino-fp32-workers"].workers == WORKERS_PER_CORE
+    assert labels["openvino-fp32-workers"].workers == WORKERS_PER_CORE
     plain, _ = default_configs("cpu")
     assert not {c.label for c in plain} & COMBINED
     # workers=N is the row's processes, not an engine option
@@ -60,7 +60,7 @@ def test_without_nncf_int8_rows_are_skipped_with_the_reason(no_nncf, tmp_path):
     assert not {c.label for c in run if c.dtype == "int8"}
     for label in ("openvino-int8", "openvino-int8-c3", "openvino-int8-workers"):
         assert "nncf" in skipped[label] and "pip install 'augpaint-fast[int8]'" in skipped[label]
-    assert "openvino-fp32-workers" in {c.label for c in run}
+    assert "openvino-fp32-workers" in {c.label for c in run}  # --combined's rows that need no NNCF still run
     # named explicitly, an int8 row fails at once with the same line, before anything is measured
     with pytest.raises(AugPaintError, match=r"openvino-int8: .*augpaint-fast\[int8\]"):
         suite.run_bench(_settings(["openvino-int8"], tmp_path), log=lambda line: None)

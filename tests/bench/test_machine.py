@@ -1,8 +1,15 @@
 """Machine identity, limits and timing helpers."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 import torch
 
 from augpaint_fast import host
-from augpaint_fast.bench.machine import Timing, machine_info, measure, provenance, theoretical_peak, versions
+from augpaint_fast.bench.machine import (CpuMeter, Timing, machine_info, measure, other_cpus, provenance,
+                                         theoretical_peak, versions)
 
 
 def test_timing_is_median_quartiles_and_range():
@@ -55,3 +62,40 @@ def test_provenance_names_commit_load_threads_env_and_a_busy_machine(monkeypatch
     assert "UNRELATED_VAR" not in quiet["env"] and quiet["threads"]["torch"] == torch.get_num_threads()
     assert quiet["git_commit"] is None or len(quiet["git_commit"].split("+")[0]) == 40
     assert provenance([0.5 * cpus + 0.1, 0.0, 0.0])["busy_machine"] is True
+    # where other processes' CPU use during the run was measured, it decides (the load average lags a minute and
+    # counts the bench's own threads)
+    assert provenance([cpus, cpus, cpus], other_during=0.1)["busy_machine"] is False
+    assert provenance([0.0, 0.0, 0.0], other_during=0.2 * cpus + 0.05)["busy_machine"] is True
+
+
+def test_other_cpus_is_machine_busy_time_minus_own():
+    # (wall, machine busy CPU-seconds, own CPU-seconds): 10 s wall, the machine busy 15 CPU-s, this process 9
+    assert other_cpus((100.0, 50.0, 3.0), (110.0, 65.0, 12.0)) == 0.6
+    assert other_cpus((0.0, 0.0, 0.0), (1.0, 1.0, 1.2)) == 0.0  # clock-tick rounding never goes negative
+
+
+def _spin(seconds: float) -> None:
+    t = time.monotonic()
+    while time.monotonic() - t < seconds:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="CpuMeter reads Linux's /proc/stat")
+def test_cpu_meter_counts_another_process_and_not_this_one():
+    # this process's CPU time is read, and the machine's busy time includes it (so other() leaves it out)
+    meter = CpuMeter()
+    _spin(1.0)
+    end = CpuMeter._read()
+    own, machine = end[2] - meter.start[2], end[1] - meter.start[1]
+    assert own >= 0.3 and machine >= own - 0.05, (own, machine)
+    # another process's CPU time is "other": one spinner adds about one CPU over what the machine did anyway
+    quiet = CpuMeter()
+    time.sleep(1.0)
+    background = quiet.other()
+    meter = CpuMeter()
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.monotonic()\n"
+                                "while time.monotonic() - t < 1.5: pass"])
+    time.sleep(1.0)
+    busy = meter.other()
+    spinner.wait()
+    assert busy - background >= 0.3, (background, busy)

@@ -55,7 +55,8 @@ def test_records_carry_both_peak_probes_and_provenance(records):
     assert peak["start_gflops"] == peak["end_gflops"] == 100.0 and peak["spread_pct"] == 0
     assert "theoretical" in peak
     prov = r["provenance"]
-    assert set(prov) >= {"git_commit", "load_before", "load_after", "busy_machine", "threads", "env"}
+    assert set(prov) >= {"git_commit", "load_before", "load_after", "other_cpus_during", "busy_machine", "threads",
+                         "env"}
     assert r["repeats"] == 1 and r["seconds_q1"] <= r["seconds_per_batch"] <= r["seconds_q3"]
 
 
