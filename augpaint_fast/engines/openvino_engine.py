@@ -134,6 +134,10 @@ class OpenVinoEngine:
         self.cache_interval = check_interval(cache_interval)
         self.threads = threads or host.physical_cores()
         self.cond = unet.cfg.cond_channels > 0
+        if self.dtype == "int8" and self.cond:  # export --int8 quantizes the weights folder's unconditional U-Net
+            raise AugPaintError("int8 covers the unconditional U-Net only (export --int8 calibrates and quantizes "
+                                "it); run the conditional one (--variant cond) with --dtype float32 or bfloat16",
+                                param="dtype")
         exports = export_dir(cache_dir)
         self.cache_dir = (Path(cache_dir) if cache_dir else cache.default_cache_dir()) / "openvino"
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,11 @@ def test_dtype_int8_without_an_int8_export_says_how_to_make_one(tmp_path):
     assert not list(tmp_path.glob("*.onnx"))
     with pytest.raises(AugPaintError, match="openvino engine"):
         create_engine("torch", ae, unet, dtype="int8")
+    # export --int8 makes no conditional U-Net: say so, not "make one with export --int8"
+    ae, cond_unet = random_models("tiny", cond_channels=3)
+    with pytest.raises(AugPaintError, match="int8 covers the unconditional U-Net only") as info:
+        create_engine("openvino", ae, cond_unet, dtype="int8", cache_dir=tmp_path)
+    assert "--variant cond" in str(info.value) and not list(tmp_path.glob("*.onnx"))
 
 
 def test_int8_and_calibrate_go_together(weights, phantom_data, tmp_path, capsys):
