@@ -38,27 +38,33 @@ from augpaint_fast.job.calibrate import calibration  # noqa: E402
 def levers() -> dict[str, dict]:
     """name -> {"recipe": int8.Recipe overrides, "images": calibration images}."""
     from nncf.quantization.advanced_parameters import OverflowFix, QuantizationParameters
-    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    # the recipe the levers were measured against: export --int8's before them (today's default without the
-    # attention blocks in float32, the lever that became the default)
-    base = replace(int8.DEFAULT_RECIPE, float_layers=tuple(p for p in int8.FLOAT_LAYERS if "attn" not in p))
+    # the recipe the first levers were measured against: export --int8's before any of them (no attention in
+    # float32, NNCF's own activation ranges, no SmoothQuant)
+    base = replace(int8.DEFAULT_RECIPE, float_layers=tuple(p for p in int8.FLOAT_LAYERS if "attn" not in p),
+                   model_type=None, activation_ranges=None)
+    attention = replace(base, float_layers=int8.FLOAT_LAYERS)  # the default between the two rounds of levers
     return {
         "base": dict(recipe=base),
         "no-ignored-scope": dict(recipe=replace(base, float_layers=())),
         "bias-correction": dict(recipe=replace(base, fast_bias_correction=False)),
         "16-images": dict(recipe=base, images=16),
-        "attention-fp32": dict(recipe=int8.DEFAULT_RECIPE),
+        "attention-fp32": dict(recipe=attention),
         "outer-level-fp32": dict(recipe=replace(base, float_layers=base.float_layers + (
             ".*/down_blocks\\.0\\..*", ".*/up_blocks\\.2\\..*"))),
         "overflow-fix-all": dict(recipe=replace(base, advanced=dict(overflow_fix=OverflowFix.ENABLE))),
         "overflow-fix-off": dict(recipe=replace(base, advanced=dict(overflow_fix=OverflowFix.DISABLE))),
         "smoothquant": dict(recipe=replace(base, model_type="transformer")),
-        "minmax-ranges": dict(recipe=replace(base, advanced=dict(
-            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX))),
+        "minmax-ranges": dict(recipe=replace(base, activation_ranges="minmax")),
         "performance-preset": dict(recipe=replace(base, preset="performance")),
         "per-tensor-weights": dict(recipe=replace(base, advanced=dict(
             weights_quantization_params=QuantizationParameters(per_channel=False)))),
+        # the two levers that reached the exact tolerance, on top of attention-fp32: alone, together (today's
+        # default, export.int8.DEFAULT_RECIPE), and with nothing kept in float32
+        "attention-fp32+minmax": dict(recipe=replace(attention, activation_ranges="minmax")),
+        "attention-fp32+smoothquant": dict(recipe=replace(attention, model_type="transformer")),
+        "default": dict(recipe=int8.DEFAULT_RECIPE),
+        "minmax-everything-int8": dict(recipe=replace(base, float_layers=(), activation_ranges="minmax")),
     }
 
 
