@@ -13,7 +13,10 @@ batch size.
   decoder run in f32 (``autoencoder_dtype``): the decoder's graph holds the codebook distance + ArgMin, and
   bf16 distances would pick different codes. OpenVINO's own default on bf16 CPUs is bf16, so f32 is always
   requested explicitly.
-- Threads: ``INFERENCE_NUM_THREADS`` = physical cores (``host.physical_cores``) unless ``threads``.
+- Threads: ``INFERENCE_NUM_THREADS`` = physical cores (``host.physical_cores``) unless ``threads``. CPU pinning
+  is off (``ENABLE_CPU_PINNING``): with fewer threads than cores OpenVINO pinned the calling thread to CPU 0
+  for each inference, so N one-thread engines in N worker processes (``--workers N``, the bench's workers rows)
+  all ran on CPU 0.
 - Compiled models are cached by OpenVINO itself (``CACHE_DIR`` = ``<cache>/openvino``; keyed by OpenVINO on
   the model, its shapes and the compile properties), so a second run skips compilation.
 - Feature caching (``cache_interval > 1``): two more exports, ``unet_full`` (eps and the cached deep feature) and
@@ -151,7 +154,7 @@ class OpenVinoEngine:
 
         def props(precision: str) -> dict:
             return {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": self.threads,
-                    "PERFORMANCE_HINT": "LATENCY"}
+                    "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
 
         int8 = self.dtype == "int8"
         unet_props = props("f32" if int8 else _precision(self.dtype, "dtype"))

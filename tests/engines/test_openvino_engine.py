@@ -14,6 +14,10 @@ seed: fp32 max 1 grey level (measured 1), bf16 mean |diff| <= 0.5 grey levels (m
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +142,39 @@ def test_full_sampling_run_against_torch(trained, cache_dir, phantom_data, weigh
     assert q.max_diff_to_reference_grey <= max_grey + 1e-3 and q.mad_to_reference_grey <= mad_grey
     assert abs(q.known_psnr_db - q_ref.known_psnr_db) <= 0.5
     assert np.isfinite(q.diversity_grey) and q.diversity_grey > 5
+
+
+PINNING_SCRIPT = """
+import os, sys, threading, time, torch
+from augpaint_fast.engines import create_engine
+from tests.engines._models import random_models
+ae, unet = random_models("tiny")
+engine = create_engine("openvino", ae, unet, threads=1, cache_dir=sys.argv[1])
+z, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 900])
+engine.denoiser(z, t)
+fewest, done = [], threading.Event()
+def watch():  # OpenVINO pinned the calling thread while an inference ran, and restored it after
+    while not done.is_set():
+        fewest.append(min(len(os.sched_getaffinity(int(tid))) for tid in os.listdir("/proc/self/task")))
+        time.sleep(0.002)
+watcher = threading.Thread(target=watch)
+watcher.start()
+for _ in range(30):
+    engine.denoiser(z, t)
+done.set()
+watcher.join()
+print(len(fewest), min(fewest))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a Linux machine with two CPUs or more")
+def test_a_one_thread_engine_pins_no_thread(tmp_path):
+    """N one-thread engines in N processes (--workers N) must not all land on CPU 0: OpenVINO pinned the calling
+    thread there when threads < cores. Run in a child, so a pin could never stick to the pytest process."""
+    run = subprocess.run([sys.executable, "-c", PINNING_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr[-2000:]
+    looks, fewest = map(int, run.stdout.split()[-2:])
+    assert looks >= 10 and fewest == len(os.sched_getaffinity(0))  # every thread kept every CPU throughout
