@@ -43,6 +43,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     _segmenter_arguments(p)
     add_engine_flag(p)
     add_cache_interval(p, default=1)
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16", "int8"],
+                   help="the U-Net's dtype while sampling (default float32; int8: --engine openvino, --weights "
+                        "after export --int8), to measure its effect downstream")
 
 
 def _segmenter_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,7 +69,7 @@ def _options(args):
                            online_aug=args.online_aug, online_flip=args.online_flip, seg_size=args.seg_size,
                            seg_channels=args.seg_channels, seg_epochs=args.seg_epochs,
                            seg_batch_size=args.seg_batch_size, seg_lr=args.seg_lr, engine=args.engine,
-                           cache_interval=args.cache_interval)
+                           cache_interval=args.cache_interval, dtype=args.dtype)
 
 
 def _pipeline(args) -> None:

@@ -74,6 +74,28 @@ def _int8_graph(spec, export_dir: Path, log) -> Path:
     return path
 
 
+def _specs(autoencoder, unet, batch_sizes, cache_interval: int) -> dict:
+    """The graphs the engine runs, by name: encoder, U-Net, decoder, and the two feature-caching graphs."""
+    from augpaint_fast.export.specs import export_specs
+
+    specs = export_specs(autoencoder, unet, batch_sizes or (1,))
+    if cache_interval > 1:
+        from augpaint_fast.export.specs import deep_cache_specs
+
+        specs.update(deep_cache_specs(unet, batch_sizes or (1,)))
+    return specs
+
+
+def check_int8(autoencoder, unet, cache_interval: int = 1, cache_dir: str | Path | None = None) -> None:
+    """The one-line error ``dtype="int8"`` would raise for these models, now, without compiling anything: for
+    callers that validate their arguments before hours of work (``pipeline --dtype int8``)."""
+    from .feature_cache import check_interval
+
+    specs = _specs(autoencoder, unet, None, check_interval(cache_interval))
+    for name in (n for n in specs if "unet" in n):
+        _int8_graph(specs[name], export_dir(cache_dir), None)
+
+
 class _StaticModel:
     """One exported model compiled per batch size (static shapes), each with its own infer request."""
 
@@ -124,7 +146,6 @@ class OpenVinoEngine:
 
         from augpaint_fast.export import cache
         from augpaint_fast.export.onnx_export import export_onnx
-        from augpaint_fast.export.specs import export_specs
 
         from .feature_cache import check_interval
 
@@ -159,17 +180,11 @@ class OpenVinoEngine:
         int8 = self.dtype == "int8"
         unet_props = props("f32" if int8 else _precision(self.dtype, "dtype"))
         ae_props = props(_precision(autoencoder_dtype, "autoencoder_dtype"))
-        specs = export_specs(autoencoder, unet, self.batch_sizes or (1,))
-        names = ["encoder", "unet", "decoder"]
-        if self.cache_interval > 1:
-            from augpaint_fast.export.specs import deep_cache_specs
-
-            specs.update(deep_cache_specs(unet, self.batch_sizes or (1,)))
-            names += ["unet_full", "unet_shallow"]
+        specs = _specs(autoencoder, unet, self.batch_sizes, self.cache_interval)
         # the int8 graphs are looked up before anything is exported
-        int8_paths = {n: _int8_graph(specs[n], exports, log) for n in names if "unet" in n} if int8 else {}
+        int8_paths = {n: _int8_graph(specs[n], exports, log) for n in specs if "unet" in n} if int8 else {}
         self.models = {}
-        for name in names:
+        for name in specs:
             path = int8_paths.get(name) or export_onnx(specs[name], exports, log=log)
             self.models[name] = _StaticModel(core, path, specs[name], unet_props if "unet" in name else ae_props,
                                              self.batch_sizes)

@@ -37,10 +37,40 @@ def _check_settings(opts) -> None:
     check_options(SampleOptions(n=opts.n, steps=opts.steps, mask_mode=opts.mask, seed=opts.seed,
                                 paste_back=opts.paste_back, engine=opts.engine))
     check_engine(opts.engine)
+    _check_dtype(opts)
     try:  # the segmenter's own rules, under this command's flag names
         SegModelConfig(classes=1, channels=opts.seg_channels, size=opts.seg_size)
     except AugPaintError as e:
         raise AugPaintError(str(e).replace("--size", "--seg-size").replace("--channels", "--seg-channels")) from None
+
+
+# the engines that run each reduced U-Net dtype (float32 runs everywhere)
+DTYPE_ENGINES = {"bfloat16": ("torch", "openvino"), "float16": ("torch",), "int8": ("openvino",)}
+
+
+def _check_dtype(opts) -> None:
+    """``--dtype``: an engine that runs it; int8 also needs ``--weights`` (``export --int8`` quantizes a trained
+    folder's U-Net, so a U-Net this run would train has none yet) and covers the unconditional U-Net only."""
+    if opts.dtype in (None, "float32"):
+        return
+    engines = DTYPE_ENGINES.get(opts.dtype)
+    if engines is None:
+        raise AugPaintError(f"--dtype {opts.dtype}: choose float32, {', '.join(DTYPE_ENGINES)}")
+    if opts.engine not in engines:
+        raise AugPaintError(f"--dtype {opts.dtype} runs on --engine {' or '.join(engines)}, not {opts.engine}")
+    if opts.dtype == "int8" and opts.weights is None:
+        raise AugPaintError("--dtype int8 samples with the int8 U-Net that export --int8 makes from a trained "
+                            "weights folder: give that folder as --weights")
+    if opts.dtype == "int8" and "cond-augpaint" in opts.methods:
+        raise AugPaintError("--dtype int8 covers the unconditional U-Net only: leave cond-augpaint out of --methods")
+
+
+def model_variants(methods) -> list[str]:
+    """The LDM variants the methods sample with, so only those are trained or loaded: ``uncond`` for
+    ``augpaint``, ``augpaint-flip`` (and ``augpaint+rand-aug``, which adds ``augpaint``), ``cond`` for
+    ``cond-augpaint``."""
+    uses = {"uncond": {"augpaint", "augpaint-flip", "augpaint+rand-aug"}, "cond": {"cond-augpaint"}}
+    return [v for v, ms in uses.items() if ms & set(methods)]
 
 
 def _check_models(opts) -> None:
@@ -52,8 +82,12 @@ def _check_models(opts) -> None:
         get_preset(opts.preset)
         return
     input_folder("--weights", opts.weights)
-    for variant in ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else []):
-        load_weights_folder(Path(opts.weights), variant)
+    for variant in model_variants(opts.methods):
+        autoencoder, _, unet, _ = load_weights_folder(Path(opts.weights), variant)
+        if opts.dtype == "int8" and variant == "uncond":  # its int8 exports, found now rather than after hours
+            from ..engines.openvino_engine import check_int8
+
+            check_int8(autoencoder, unet, opts.cache_interval)
 
 
 def _check_data(opts) -> None:

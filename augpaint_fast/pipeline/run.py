@@ -3,7 +3,7 @@
 For a training folder (``--data``: images/, labels/, optional unlabelled/ and cases.json) and a held-out test
 folder (``--test``)::
 
-    autoencoder, LDM (and conditional LDM) on every training image       (once; or --weights)
+    autoencoder, LDM and/or conditional LDM on every training image      (once, those the methods use; or --weights)
     for each split s and each number of labelled cases k:
         labelled/             the k cases' images and labels (the rest of --data is unlabelled)
         seg/unet-<S>steps     the labelled-only U-Net at each budget; the steps-matched one is also the filter
@@ -53,7 +53,7 @@ from ..core.masks import MASK_MODES, known_mask
 from ..job.settings import SampleSettings
 from ..segmentation.augment import FLIPS
 from .cases import CASES_FILE, choose_labelled, load_cases
-from .checks import check_inputs
+from .checks import check_inputs, model_variants
 from .stages import StageResult, Stages, folder_fingerprint
 
 METHODS = ("unet-noaug", "unet", "rand-aug", "cond-augpaint", "augpaint", "augpaint-flip", "augpaint+rand-aug")
@@ -101,6 +101,7 @@ class PipelineOptions:
     seg_lr: float = 5e-4
     engine: str = "torch"
     cache_interval: int = 1  # feature caching while sampling (1 = off): to measure its effect downstream
+    dtype: str | None = None  # the U-Net's dtype while sampling (None = float32; int8: openvino + --weights)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -233,9 +234,10 @@ def _open_run(opts: PipelineOptions, root: Path, stages: Stages) -> _Run:
 # ------------------------------------------------------------------------------------ 1. the generative models
 def _generative_models(r: _Run) -> tuple[Path, dict[str, str]]:
     """(weights folder, variant -> fingerprint): ``--weights`` as given, else the autoencoder and the LDM(s)
-    trained on every training image."""
+    the methods sample with, trained on every training image (the autoencoder always: the known-region
+    fraction beside the verdict is measured at its resolution)."""
     opts = r.opts
-    variants = ["uncond"] + (["cond"] if "cond-augpaint" in opts.methods else [])
+    variants = model_variants(opts.methods)
     if opts.weights is not None:
         weights = Path(opts.weights)
         return weights, {v: weights_sha256(weights, v) for v in variants}
@@ -351,7 +353,7 @@ def sample_settings(opts: PipelineOptions, method: str) -> SampleSettings:
     return SampleSettings(steps=opts.steps, mask_mode=opts.mask, margin=opts.margin,
                           flip="random" if method == "augpaint-flip" else "none", paste_back=opts.paste_back,
                           variant="cond" if method == "cond-augpaint" else "uncond",
-                          cache_interval=opts.cache_interval)
+                          cache_interval=opts.cache_interval, dtype=opts.dtype)
 
 
 def _training_lengths(opts: PipelineOptions, n_labelled: int, generated: dict) -> tuple[dict, dict]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -10,6 +11,7 @@ pytest.importorskip("monai")
 from augpaint_fast.assets import SHIPPED_WEIGHTS  # noqa: E402
 from augpaint_fast.data.phantom import make_phantom  # noqa: E402
 from augpaint_fast.pipeline import run as pipeline  # noqa: E402
+from augpaint_fast.pipeline.checks import model_variants  # noqa: E402
 from augpaint_fast.pipeline.run import PipelineOptions, run_pipeline  # noqa: E402
 
 
@@ -120,6 +122,58 @@ def test_bad_options_are_one_line_errors(folders, tmp_path):
         run_pipeline(_opts(folders, tmp_path / "x", methods=("unet", "magic")))
     with pytest.raises(AugPaintError, match="cases have a labelled"):
         run_pipeline(_opts(folders, tmp_path / "y", labelled=(9,)))
+
+
+def _autoencoder_only(tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(SHIPPED_WEIGHTS / "autoencoder", weights / "autoencoder")
+    return weights
+
+
+def test_only_the_ldms_the_methods_sample_with_are_needed(folders, tmp_path):
+    """cond-augpaint alone needs no unconditional LDM (trained or given), augpaint+rand-aug does; a weights
+    folder without a U-Net the methods need is refused in one line, with nothing written."""
+    from augpaint_fast.errors import AugPaintError
+
+    assert model_variants(("unet", "rand-aug")) == []
+    assert model_variants(("unet", "cond-augpaint")) == ["cond"]
+    assert model_variants(("augpaint+rand-aug", "cond-augpaint")) == ["uncond", "cond"]
+    with pytest.raises(AugPaintError, match="unet"):
+        run_pipeline(_opts(folders, tmp_path / "x", weights=_autoencoder_only(tmp_path)))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(dtype="int8"), "runs on --engine openvino, not torch"),
+    (dict(dtype="float16", engine="openvino"), "runs on --engine torch, not openvino"),
+    (dict(dtype="int8", engine="openvino", weights=None), "give that folder as --weights"),
+    (dict(dtype="int8", engine="openvino", methods=("unet", "cond-augpaint")), "leave cond-augpaint out"),
+])
+def test_a_sampling_dtype_the_run_cannot_use_is_refused_before_anything_is_written(folders, tmp_path, kw, message):
+    from augpaint_fast.errors import AugPaintError
+
+    with pytest.raises(AugPaintError, match=message):
+        run_pipeline(_opts(folders, tmp_path / "x", **kw))
+    assert not (tmp_path / "x").exists()
+
+
+def test_int8_sampling_without_its_export_is_refused_before_anything_is_written(folders, tmp_path, monkeypatch):
+    """The int8 U-Net graphs (with caching, its two feature-caching graphs too) are looked up in the engine's
+    export cache before the first stage; none there: the engine's own one-line error, naming export --int8."""
+    from augpaint_fast.errors import AugPaintError
+
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("AUGPAINT_FAST_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(AugPaintError, match="export --int8"):
+        run_pipeline(_opts(folders, tmp_path / "x", dtype="int8", engine="openvino", cache_interval=3))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_baselines_run_from_an_autoencoder_alone(folders, tmp_path):
+    res = run_pipeline(_opts(folders, tmp_path / "run", methods=("unet", "rand-aug"), labelled=(1,),
+                             budgets=("steps",), rand_aug_n=2, seg_epochs=1, weights=_autoencoder_only(tmp_path)))
+    assert {r["method"] for r in res["runs"]} == {"unet", "rand-aug"}
 
 
 @pytest.mark.slow
