@@ -76,12 +76,10 @@ def _int8_graph(spec, export_dir: Path, log) -> Path:
 
 def _specs(autoencoder, unet, batch_sizes, cache_interval: int) -> dict:
     """The graphs the engine runs, by name: encoder, U-Net, decoder, and the two feature-caching graphs."""
-    from augpaint_fast.export.specs import export_specs
+    from augpaint_fast.export.specs import deep_cache_specs, export_specs
 
     specs = export_specs(autoencoder, unet, batch_sizes or (1,))
     if cache_interval > 1:
-        from augpaint_fast.export.specs import deep_cache_specs
-
         specs.update(deep_cache_specs(unet, batch_sizes or (1,)))
     return specs
 
@@ -91,9 +89,9 @@ def check_int8(autoencoder, unet, cache_interval: int = 1, cache_dir: str | Path
     callers that validate their arguments before hours of work (``pipeline --dtype int8``)."""
     from .feature_cache import check_interval
 
-    specs = _specs(autoencoder, unet, None, check_interval(cache_interval))
+    specs, exports = _specs(autoencoder, unet, None, check_interval(cache_interval)), export_dir(cache_dir)
     for name in (n for n in specs if "unet" in n):
-        _int8_graph(specs[name], export_dir(cache_dir), None)
+        _int8_graph(specs[name], exports, None)
 
 
 class _StaticModel:

@@ -75,13 +75,14 @@ def model_variants(methods) -> list[str]:
 
 def _check_models(opts) -> None:
     """The given weights folder, whole, for every variant the methods sample with; else the preset to train."""
-    from ..models.checkpoint import load_weights_folder
+    from ..models.checkpoint import load_weights_folder, read_config
     from ..models.config import get_preset
 
     if opts.weights is None:
         get_preset(opts.preset)
         return
     input_folder("--weights", opts.weights)
+    read_config(Path(opts.weights) / "autoencoder", "autoencoder")  # the known-region fraction needs it, always
     for variant in model_variants(opts.methods):
         autoencoder, _, unet, _ = load_weights_folder(Path(opts.weights), variant)
         if opts.dtype == "int8" and variant == "uncond":  # its int8 exports, found now rather than after hours
